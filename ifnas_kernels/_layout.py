@@ -25,9 +25,21 @@ def in_layout_of(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     return x if has_layout_of(x, ref) else torch.empty_like(ref).copy_(x)
 
 
+def is_dense(x: torch.Tensor) -> bool:
+    """Whether `x` covers a block of memory without gaps or overlaps (any dimension order)."""
+    expected = 1
+    for size, stride in sorted(zip(x.shape, x.stride(), strict=True), key=lambda d: d[1]):
+        if size == 1:
+            continue
+        if stride != expected:
+            return False
+        expected *= size
+    return True
+
+
 def dense(x: torch.Tensor) -> torch.Tensor:
     """`x` itself when it has no gaps or overlaps, else a copy in the layout of empty_like(x)."""
-    return x if x.is_non_overlapping_and_dense() else torch.empty_like(x).copy_(x)
+    return x if is_dense(x) else torch.empty_like(x).copy_(x)
 
 
 def acc_dtype(dtype: torch.dtype) -> torch.dtype:

@@ -114,9 +114,14 @@ def forward(tensors: list[torch.Tensor], weights: torch.Tensor) -> torch.Tensor:
     w = weights.to(acc_dtype(out.dtype)).contiguous()
     with _device_guard(out.device):
         _forward_kernel[(triton.cdiv(numel, BLOCK),)](
-            _addresses(inputs, out.device), w, out, numel, len(inputs),
-            BLOCK=BLOCK, num_warps=NUM_WARPS,
-        )  # fmt: skip
+            _addresses(inputs, out.device),
+            w,
+            out,
+            numel,
+            len(inputs),
+            BLOCK=BLOCK,
+            num_warps=NUM_WARPS,
+        )
     return out
 
 
@@ -139,17 +144,27 @@ def backward(
 
     inputs = [in_layout_of(x, g) for x in tensors]
     num_blocks = triton.cdiv(g.numel(), BLOCK)
-    partials = torch.empty((num_inputs, num_blocks) if weight_grad else (1,), dtype=w.dtype,
-                           device=g.device)  # fmt: skip
+    partials = torch.empty(
+        (num_inputs, num_blocks) if weight_grad else (1,), dtype=w.dtype, device=g.device
+    )
     # Unused pointer lists still need a valid tensor argument.
     input_addresses = _addresses(inputs, g.device) if weight_grad else partials
     grad_addresses = _addresses(grads, g.device) if input_grads else partials
 
     with _device_guard(g.device):
         _backward_kernel[(num_blocks,)](
-            g, input_addresses, grad_addresses, w, partials, g.numel(), num_inputs,
-            BLOCK=BLOCK, INPUT_GRADS=input_grads, WEIGHT_GRAD=weight_grad, num_warps=NUM_WARPS,
-        )  # fmt: skip
+            g,
+            input_addresses,
+            grad_addresses,
+            w,
+            partials,
+            g.numel(),
+            num_inputs,
+            BLOCK=BLOCK,
+            INPUT_GRADS=input_grads,
+            WEIGHT_GRAD=weight_grad,
+            num_warps=NUM_WARPS,
+        )
         if weight_grad:
             sums = torch.empty(num_inputs, dtype=w.dtype, device=g.device)
             _reduce_kernel[(num_inputs,)](partials, sums, num_blocks, BLOCK=REDUCE_BLOCK)
