@@ -78,8 +78,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("weighted_sum", &forward, py::arg("tensors"), py::arg("weights"),
         py::call_guard<py::gil_scoped_release>(),
         "sum_k weights[k] * tensors[k]; the layout of empty_like(tensors[0]).");
-  m.def("weighted_sum_backward", &backward, py::arg("grad"), py::arg("tensors"),
-        py::arg("weights"), py::arg("input_grads"), py::call_guard<py::gil_scoped_release>(),
+  m.def("weighted_sum_backward", &backward, py::arg("grad"), py::arg("tensors"), py::arg("weights"),
+        py::arg("input_grads"), py::call_guard<py::gil_scoped_release>(),
         "(input gradients or [], weight gradient or an empty tensor when tensors is empty).");
 
 #if defined(IFNAS_WITH_CUDA)

@@ -48,8 +48,7 @@ inline void check_inputs(at::TensorList tensors, const at::Tensor& weights,
                    ": tensors must be float32, float16, bfloat16 or float64, got ",
                    first.scalar_type());
   TORCH_CHECK_VALUE(first.device().type() == device_type, op, ": this kernel runs on ",
-                    c10::DeviceTypeName(device_type), " tensors, got tensors on ",
-                    first.device());
+                    c10::DeviceTypeName(device_type), " tensors, got tensors on ", first.device());
 
   for (size_t k = 1; k < tensors.size(); ++k) {
     const at::Tensor& t = tensors[k];
@@ -84,8 +83,8 @@ inline void check_backward_inputs(const at::Tensor& grad, at::TensorList tensors
     TORCH_CHECK_VALUE(weights.defined() && weights.dim() == 1, op,
                       ": weights must be a 1-D tensor, got shape ", weights.sizes());
     check_weights(weights, weights.size(0), op);
-    TORCH_CHECK_VALUE(weights.device() == grad.device(), op, ": weights is on ",
-                      weights.device(), " but grad is on ", grad.device());
+    TORCH_CHECK_VALUE(weights.device() == grad.device(), op, ": weights is on ", weights.device(),
+                      " but grad is on ", grad.device());
     return;
   }
 
@@ -93,8 +92,8 @@ inline void check_backward_inputs(const at::Tensor& grad, at::TensorList tensors
   const at::Tensor& first = tensors[0];
   TORCH_CHECK_VALUE(grad.device() == first.device(), op, ": grad is on ", grad.device(),
                     " but tensors are on ", first.device());
-  TORCH_CHECK_TYPE(grad.scalar_type() == first.scalar_type(), op, ": grad is ",
-                   grad.scalar_type(), " but tensors are ", first.scalar_type());
+  TORCH_CHECK_TYPE(grad.scalar_type() == first.scalar_type(), op, ": grad is ", grad.scalar_type(),
+                   " but tensors are ", first.scalar_type());
   TORCH_CHECK_VALUE(grad.sizes() == first.sizes(), op, ": grad has shape ", grad.sizes(),
                     " but tensors have shape ", first.sizes());
 }

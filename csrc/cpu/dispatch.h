@@ -25,10 +25,10 @@ constexpr int64_t kChunk = 32 * 1024;
 template <typename T>
 struct Kernels {
   void (*forward)(const T* const* inputs, const acc_t<T>* weights, int64_t num_inputs, T* out,
-                  int64_t begin, int64_t end);
+                  int64_t begin, int64_t end, bool stream);
   void (*backward)(const T* grad, const T* const* inputs, const acc_t<T>* weights,
                    int64_t num_inputs, T* const* input_grads, double* dots, int64_t begin,
-                   int64_t end);
+                   int64_t end, bool stream);
 };
 
 struct KernelTable {

@@ -72,7 +72,9 @@ inline uint16_t float_to_half_bits(float value) {
   return out | uint16_t(sign >> 16);
 }
 
-inline float bfloat16_bits_to_float(uint16_t h) { return float_of(uint32_t(h) << 16); }
+inline float bfloat16_bits_to_float(uint16_t h) {
+  return float_of(uint32_t(h) << 16);
+}
 
 inline uint16_t float_to_bfloat16_bits(float value) {
   // Round to nearest even, as c10::BFloat16 does; NaN becomes the canonical quiet NaN.
@@ -90,11 +92,15 @@ inline void load_block(const Half* src, float* dst, int64_t n) {
     _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(h));
   }
 #endif
-  for (; i < n; ++i) dst[i] = half_bits_to_float(src[i].bits);
+  for (; i < n; ++i) {
+    dst[i] = half_bits_to_float(src[i].bits);
+  }
 }
 
 inline void load_block(const BFloat16* src, float* dst, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) dst[i] = bfloat16_bits_to_float(src[i].bits);
+  for (int64_t i = 0; i < n; ++i) {
+    dst[i] = bfloat16_bits_to_float(src[i].bits);
+  }
 }
 
 // Rounds n floats of src into dst.
@@ -106,11 +112,15 @@ inline void store_block(const float* src, Half* dst, int64_t n) {
     _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), h);
   }
 #endif
-  for (; i < n; ++i) dst[i].bits = float_to_half_bits(src[i]);
+  for (; i < n; ++i) {
+    dst[i].bits = float_to_half_bits(src[i]);
+  }
 }
 
 inline void store_block(const float* src, BFloat16* dst, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) dst[i].bits = float_to_bfloat16_bits(src[i]);
+  for (int64_t i = 0; i < n; ++i) {
+    dst[i].bits = float_to_bfloat16_bits(src[i]);
+  }
 }
 
 // Returns the block as acc_t<T>: the input itself when no conversion is needed, else `buffer`
@@ -126,16 +136,78 @@ inline const acc_t<T>* acc_view(const T* src, acc_t<T>* buffer, int64_t n) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Memory traffic: streaming stores for large outputs, prefetches of the next block.
+
+#if defined(__AVX512F__)
+constexpr int64_t kStreamBytes = 64;
+#elif defined(__AVX__)
+constexpr int64_t kStreamBytes = 32;
+#else
+constexpr int64_t kStreamBytes = 16;
+#endif
+
+// Copies `bytes` from `src` (a block in L1) to `dst`. With `stream`, aligned whole vectors go out
+// as non-temporal stores: the destination lines are not read first (a plain store would read
+// each line before writing it, one extra pass over the output) and do not evict the inputs.
+inline void write_out(void* dst, const void* src, int64_t bytes, bool stream) {
+  char* d = static_cast<char*>(dst);
+  const char* s = static_cast<const char*>(src);
+#if defined(__SSE2__)
+  if (stream) {
+    const int64_t misaligned = static_cast<int64_t>(reinterpret_cast<uintptr_t>(d) % kStreamBytes);
+    const int64_t head = std::min(bytes, misaligned == 0 ? 0 : kStreamBytes - misaligned);
+    std::memcpy(d, s, head);
+    d += head;
+    s += head;
+    bytes -= head;
+    for (; bytes >= kStreamBytes; bytes -= kStreamBytes, d += kStreamBytes, s += kStreamBytes) {
+#if defined(__AVX512F__)
+      _mm512_stream_si512(reinterpret_cast<__m512i*>(d), _mm512_loadu_si512(s));
+#elif defined(__AVX__)
+      _mm256_stream_si256(reinterpret_cast<__m256i*>(d),
+                          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s)));
+#else
+      _mm_stream_si128(reinterpret_cast<__m128i*>(d),
+                       _mm_loadu_si128(reinterpret_cast<const __m128i*>(s)));
+#endif
+    }
+  }
+#endif
+  std::memcpy(d, s, bytes);
+}
+
+// Orders the streaming stores of this thread before whatever reads the output next.
+inline void finish_writes(bool stream) {
+#if defined(__SSE2__)
+  if (stream) {
+    _mm_sfence();
+  }
+#endif
+}
+
+// Asks for the `bytes` after `p` to be brought into L2 while the current block is computed.
+inline void prefetch(const void* p, int64_t bytes) {
+  const char* c = static_cast<const char*>(p);
+  for (int64_t offset = 0; offset < bytes; offset += 64) {
+    __builtin_prefetch(c + offset, 0, 1);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Elementwise steps on one block, written so that the compiler vectorizes them.
 
 template <typename Acc>
 inline void scale(Acc* __restrict dst, const Acc* __restrict x, Acc w, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) dst[i] = w * x[i];
+  for (int64_t i = 0; i < n; ++i) {
+    dst[i] = w * x[i];
+  }
 }
 
 template <typename Acc>
 inline void add_scaled(Acc* __restrict acc, const Acc* __restrict x, Acc w, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) acc[i] += w * x[i];
+  for (int64_t i = 0; i < n; ++i) {
+    acc[i] += w * x[i];
+  }
 }
 
 // Four inputs in one pass over the accumulator, added in order k, k+1, k+2, k+3 as the
@@ -162,12 +234,18 @@ inline Acc dot(const Acc* __restrict a, const Acc* __restrict b, int64_t n) {
   Acc lanes[kLanes] = {};
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes) {
-    for (int l = 0; l < kLanes; ++l) lanes[l] += a[i + l] * b[i + l];
+    for (int l = 0; l < kLanes; ++l) {
+      lanes[l] += a[i + l] * b[i + l];
+    }
   }
-  for (int l = 0; i < n; ++i, ++l) lanes[l] += a[i] * b[i];
+  for (int l = 0; i < n; ++i, ++l) {
+    lanes[l] += a[i] * b[i];
+  }
 
   for (int width = kLanes / 2; width > 0; width /= 2) {
-    for (int l = 0; l < width; ++l) lanes[l] += lanes[l + width];
+    for (int l = 0; l < width; ++l) {
+      lanes[l] += lanes[l + width];
+    }
   }
   return lanes[0];
 }
@@ -176,60 +254,81 @@ inline Acc dot(const Acc* __restrict a, const Acc* __restrict b, int64_t n) {
 // The two kernels.
 
 // out[i] = sum_k weights[k] * inputs[k][i] for i in [begin, end), accumulated in acc_t<T>.
+// `stream` writes the output with non-temporal stores (for outputs larger than the caches).
 template <typename T>
 void forward_range(const T* const* inputs, const acc_t<T>* weights, int64_t num_inputs, T* out,
-                   int64_t begin, int64_t end) {
+                   int64_t begin, int64_t end, bool stream) {
   using Acc = acc_t<T>;
+  constexpr bool kConvert = !std::is_same_v<T, Acc>;
   alignas(64) Acc acc[kBlock];
-  alignas(64) Acc buffers[4][std::is_same_v<T, Acc> ? 1 : kBlock];
+  alignas(64) Acc buffers[4][kConvert ? kBlock : 1];
+  alignas(64) T rounded[kConvert ? kBlock : 1];
 
   for (int64_t start = begin; start < end; start += kBlock) {
     const int64_t n = std::min(kBlock, end - start);
-    const Acc* x0 = acc_view(inputs[0] + start, buffers[0], n);
-    scale(acc, x0, weights[0], n);
+    const int64_t next = std::min(kBlock, end - start - n);
+    for (int64_t k = 0; k < num_inputs; ++k) {
+      prefetch(inputs[k] + start + n, next * static_cast<int64_t>(sizeof(T)));
+    }
 
+    scale(acc, acc_view(inputs[0] + start, buffers[0], n), weights[0], n);
     int64_t k = 1;
     for (; k + 4 <= num_inputs; k += 4) {
       const Acc* x[4];
-      for (int j = 0; j < 4; ++j) x[j] = acc_view(inputs[k + j] + start, buffers[j], n);
+      for (int j = 0; j < 4; ++j) {
+        x[j] = acc_view(inputs[k + j] + start, buffers[j], n);
+      }
       add_scaled4(acc, x[0], x[1], x[2], x[3], weights + k, n);
     }
     for (; k < num_inputs; ++k) {
       add_scaled(acc, acc_view(inputs[k] + start, buffers[0], n), weights[k], n);
     }
 
-    if constexpr (std::is_same_v<T, Acc>) {
-      std::memcpy(out + start, acc, n * sizeof(Acc));
+    if constexpr (kConvert) {
+      store_block(acc, rounded, n);
+      write_out(out + start, rounded, n * static_cast<int64_t>(sizeof(T)), stream);
     } else {
-      store_block(acc, out + start, n);
+      write_out(out + start, acc, n * static_cast<int64_t>(sizeof(T)), stream);
     }
   }
+  finish_writes(stream);
 }
 
 // For i in [begin, end): input_grads[k][i] = weights[k] * grad[i] (when input_grads is not
 // null), and dots[k] += sum_i grad[i] * inputs[k][i] (when dots is not null). One pass: the
-// gradient block is read once and reused for all K inputs.
+// gradient block is read once and reused for all K inputs. `stream` writes the input gradients
+// with non-temporal stores.
 template <typename T>
 void backward_range(const T* grad, const T* const* inputs, const acc_t<T>* weights,
                     int64_t num_inputs, T* const* input_grads, double* dots, int64_t begin,
-                    int64_t end) {
+                    int64_t end, bool stream) {
   using Acc = acc_t<T>;
-  constexpr int64_t kBuffer = std::is_same_v<T, Acc> ? 1 : kBlock;
-  alignas(64) Acc grad_buffer[kBuffer];
-  alignas(64) Acc input_buffer[kBuffer];
-  alignas(64) Acc scaled[kBuffer];
+  constexpr bool kConvert = !std::is_same_v<T, Acc>;
+  alignas(64) Acc grad_buffer[kConvert ? kBlock : 1];
+  alignas(64) Acc input_buffer[kConvert ? kBlock : 1];
+  alignas(64) Acc scaled[kBlock];
+  alignas(64) T rounded[kConvert ? kBlock : 1];
 
   for (int64_t start = begin; start < end; start += kBlock) {
     const int64_t n = std::min(kBlock, end - start);
-    const Acc* g = acc_view(grad + start, grad_buffer, n);
+    const int64_t next_bytes = std::min(kBlock, end - start - n) * static_cast<int64_t>(sizeof(T));
+    prefetch(grad + start + n, next_bytes);
+    if (dots != nullptr) {
+      for (int64_t k = 0; k < num_inputs; ++k) {
+        prefetch(inputs[k] + start + n, next_bytes);
+      }
+    }
 
+    const Acc* g = acc_view(grad + start, grad_buffer, n);
     for (int64_t k = 0; k < num_inputs; ++k) {
       if (input_grads != nullptr) {
-        if constexpr (std::is_same_v<T, Acc>) {
-          scale(input_grads[k] + start, g, weights[k], n);
+        scale(scaled, g, weights[k], n);
+        const int64_t bytes = n * static_cast<int64_t>(sizeof(T));
+        if constexpr (kConvert) {
+          store_block(scaled, rounded, n);
+          write_out(input_grads[k] + start, rounded, bytes, stream);
         } else {
-          scale(scaled, g, weights[k], n);
-          store_block(scaled, input_grads[k] + start, n);
+          write_out(input_grads[k] + start, scaled, bytes, stream);
         }
       }
       if (dots != nullptr) {
@@ -238,6 +337,7 @@ void backward_range(const T* grad, const T* const* inputs, const acc_t<T>* weigh
       }
     }
   }
+  finish_writes(stream);
 }
 
 #define IFNAS_STRINGIFY_(x) #x

@@ -11,6 +11,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <vector>
 
 #include "common.h"
@@ -46,7 +47,20 @@ T* mutable_data_of(at::Tensor& t) {
   return reinterpret_cast<T*>(t.mutable_data_ptr());
 }
 
-int64_t num_chunks(int64_t numel) { return (numel + kChunk - 1) / kChunk; }
+// Calls that write more than this go out with streaming (non-temporal) stores: such outputs do
+// not stay in the caches until their reader comes anyway, and plain stores would first read
+// every destination line. IFNAS_CPU_STREAMING_BYTES overrides it (for measurements).
+int64_t streaming_threshold() {
+  static const int64_t bytes = [] {
+    const char* value = std::getenv("IFNAS_CPU_STREAMING_BYTES");
+    return value != nullptr ? std::atoll(value) : int64_t{16} << 20;
+  }();
+  return bytes;
+}
+
+int64_t num_chunks(int64_t numel) {
+  return (numel + kChunk - 1) / kChunk;
+}
 
 template <typename Fn>
 void for_each_chunk(int64_t numel, const Fn& fn) {
@@ -59,7 +73,9 @@ void for_each_chunk(int64_t numel, const Fn& fn) {
 
 }  // namespace
 
-const char* isa() { return kernel_table().isa; }
+const char* isa() {
+  return kernel_table().isa;
+}
 
 at::Tensor weighted_sum(at::TensorList tensors, const at::Tensor& weights) {
   check_inputs(tensors, weights, c10::DeviceType::CPU, "ifnas weighted_sum (cpp)");
@@ -77,9 +93,10 @@ at::Tensor weighted_sum(at::TensorList tensors, const at::Tensor& weights) {
         const acc_t<T>* w = data_of<acc_t<T>>(ops.weights);
         T* out = mutable_data_of<T>(ops.out);
         const auto forward = kernel_table().get(static_cast<T*>(nullptr)).forward;
+        const bool stream = numel * static_cast<int64_t>(sizeof(T)) >= streaming_threshold();
 
         for_each_chunk(numel, [&](int64_t, int64_t begin, int64_t end) {
-          forward(inputs.data(), w, num_inputs, out, begin, end);
+          forward(inputs.data(), w, num_inputs, out, begin, end, stream);
         });
       });
   return ops.out;
@@ -113,11 +130,13 @@ std::tuple<std::vector<at::Tensor>, at::Tensor> weighted_sum_backward(const at::
         const T* g = data_of<T>(ops.grad);
         const acc_t<T>* w = data_of<acc_t<T>>(ops.weights);
         const auto backward = kernel_table().get(static_cast<T*>(nullptr)).backward;
+        const int64_t written = input_grads ? num_inputs * numel * int64_t{sizeof(T)} : 0;
+        const bool stream = written >= streaming_threshold();
 
         for_each_chunk(numel, [&](int64_t chunk, int64_t begin, int64_t end) {
           double* dots = weight_grad ? partials.data() + chunk * num_inputs : nullptr;
           backward(g, inputs.data(), w, num_inputs, input_grads ? grads.data() : nullptr, dots,
-                   begin, end);
+                   begin, end, stream);
         });
       });
 

@@ -43,8 +43,12 @@ struct AccType<double> {
 template <typename T>
 using acc_t = typename AccType<T>::type;
 
-__device__ __forceinline__ float to_acc(float x) { return x; }
-__device__ __forceinline__ double to_acc(double x) { return x; }
+__device__ __forceinline__ float to_acc(float x) {
+  return x;
+}
+__device__ __forceinline__ double to_acc(double x) {
+  return x;
+}
 
 __device__ __forceinline__ float to_acc(Half x) {
   float f;
@@ -254,7 +258,9 @@ namespace {
 using kernels::kThreads;
 using kernels::kTile;
 
-int64_t num_tiles(int64_t numel) { return (numel + kTile - 1) / kTile; }
+int64_t num_tiles(int64_t numel) {
+  return (numel + kTile - 1) / kTile;
+}
 
 const char* last_error() {
   const cudaError_t status = cudaGetLastError();
@@ -326,7 +332,9 @@ const char* backward(const BackwardLaunch& launch) {
 
 }  // namespace
 
-int64_t backward_num_blocks(int64_t numel) { return num_tiles(numel); }
+int64_t backward_num_blocks(int64_t numel) {
+  return num_tiles(numel);
+}
 
 const char* launch_forward(const ForwardLaunch& launch) {
   if (launch.numel == 0) {
@@ -359,7 +367,9 @@ const char* launch_backward(const BackwardLaunch& launch) {
   return "ifnas weighted_sum_backward (cuda): unknown dtype";
 }
 
-int compiled_cuda_version() { return CUDART_VERSION; }
+int compiled_cuda_version() {
+  return CUDART_VERSION;
+}
 
 }  // namespace ifnas::cuda
 

@@ -6,6 +6,10 @@ incoming gradients with odd strides; gradcheck, opcheck, torch.compile, autocast
 CPU targets always run; CUDA targets run when a GPU is visible and skip with the reason otherwise.
 """
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 from kernel_testing import (
@@ -343,3 +347,41 @@ def test_cpu_results_do_not_depend_on_thread_count():
         torch.set_num_threads(threads)
     for a, b in zip(*results, strict=True):
         assert torch.equal(a, b)
+
+
+def test_cpu_streaming_stores_give_the_same_bits(tmp_path):
+    """Large outputs go out with non-temporal stores; force them for small ones and compare."""
+    if INTERPRETING or not ifnas_kernels.backends()["cpp"].usable:
+        pytest.skip("needs the cpp backend")
+    cases = [(dtype, numel) for dtype in DTYPES for numel in (1, 17, 1023, 1025, 40_009)]
+    expected = {}
+    for dtype, numel in cases:
+        tensors, weights, grad = _inputs((numel,), dtype, 5, "cpu", seed=numel)
+        torch.save((tensors, weights, grad), tmp_path / f"{dtype_name(dtype)}-{numel}.pt")
+        with ifnas_kernels.use_backend("cpp"):
+            out = weighted_sum(tensors, weights)
+            expected[(dtype, numel)] = (
+                out,
+                *torch.ops.ifnas.weighted_sum_backward(grad, tensors, weights, True),
+            )
+
+    code = f"""
+import sys, torch, ifnas_kernels
+results = {{}}
+for path in sorted(__import__("pathlib").Path({str(tmp_path)!r}).glob("*.pt")):
+    tensors, weights, grad = torch.load(path)
+    with ifnas_kernels.use_backend("cpp"):
+        out = ifnas_kernels.weighted_sum(tensors, weights)
+        results[path.stem] = (out, *torch.ops.ifnas.weighted_sum_backward(
+            grad, tensors, weights, True))
+torch.save(results, {str(tmp_path / "streamed.pt")!r})
+"""
+    env = {**os.environ, "IFNAS_CPU_STREAMING_BYTES": "0"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    streamed = torch.load(tmp_path / "streamed.pt")
+    for (dtype, numel), (out, grads, weights_grad) in expected.items():
+        s_out, s_grads, s_weights_grad = streamed[f"{dtype_name(dtype)}-{numel}"]
+        assert torch.equal(out, s_out), (dtype, numel)
+        assert all(torch.equal(a, b) for a, b in zip(grads, s_grads, strict=True)), (dtype, numel)
+        assert torch.equal(weights_grad, s_weights_grad), (dtype, numel)
