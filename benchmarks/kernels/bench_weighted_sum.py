@@ -247,6 +247,8 @@ def machine() -> dict:
         "threads": torch.get_num_threads(),
         "cores": os.cpu_count(),
         "cpu": _cpu_name(),
+        # Other processes on the machine share its cores and memory bandwidth.
+        "load_average_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
     }
     if ifnas_kernels.backends()["cpp"].built:
         from ifnas_kernels import _C
