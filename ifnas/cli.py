@@ -1,0 +1,155 @@
+"""Command line: `ifnas search`, `ifnas space`, `ifnas show`."""
+
+import argparse
+import contextlib
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from ifnas.config import ConfigError
+from ifnas.genotype import GenotypeError
+
+_logger = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def _tqdm_progress(desc: str, total: int):
+    from tqdm import tqdm
+
+    with tqdm(
+        total=total, desc=desc, leave=False, dynamic_ncols=True, file=sys.stderr, disable=None
+    ) as bar:
+
+        def tick(metrics: dict) -> None:
+            bar.update(1)
+            bar.set_postfix(
+                {k: f"{v:.3g}" if isinstance(v, float) else v for k, v in metrics.items()},
+                refresh=False,
+            )
+
+        yield tick
+
+
+def _setup_logging(log_file: Path | None = None) -> None:
+    handlers = [logging.StreamHandler(sys.stderr)]
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_file))
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        handlers=handlers,
+        force=True,
+    )
+
+
+def _cmd_search(args) -> int:
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from ifnas.config import load_config
+    from ifnas.run import config_of_run, run_search
+
+    if args.config is None and not args.resume:
+        raise ConfigError("ifnas search needs --config FILE (or --resume with --out DIR)")
+    if args.resume and args.out is None:
+        raise ConfigError("--resume needs --out DIR: the run directory to continue")
+    if args.config is None:
+        cfg = config_of_run(args.out)
+        if args.overrides:
+            raise ConfigError("overrides need --config: a resumed run keeps its config")
+    else:
+        cfg = load_config(args.config, args.overrides)
+    out = (
+        Path(args.out)
+        if args.out
+        else Path("runs") / (f"{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
+    )
+    _setup_logging(out / "log.txt")
+    with logging_redirect_tqdm():
+        summary = run_search(cfg, out, resume=args.resume, progress=_tqdm_progress)
+    print(json.dumps(summary, indent=2))
+    print(
+        f"\noutputs in {out.resolve()}/: genotype.json, arch.png, summary.json, "
+        f"checkpoint.pt, tb/ (tensorboard --logdir {out / 'tb'})"
+    )
+    return 0
+
+
+def _cmd_space(args) -> int:
+    from ifnas.space.counting import lchain_size, scientific
+    from ifnas.space.lchain import LChainSpace
+
+    print(f"{'space':<12}{'architectures':>16}   stages {list(args.stages)}")
+    for L in args.L:
+        size = lchain_size(LChainSpace(L, tuple(args.stages)))
+        print(f"{f'{L}-chain':<12}{scientific(size):>16}")
+    return 0
+
+
+def _cmd_show(args) -> int:
+    from ifnas.genotype import Genotype
+    from ifnas.metrics import genotype_cost
+    from ifnas.plots import plot_genotype
+
+    genotype = Genotype.load(args.genotype)
+    cost = genotype_cost(genotype)
+    print(
+        f"L = {genotype.L}, depth {cost['depth']}, {cost['params']:,} params, "
+        f"{cost['madds']:,} MAdds at {genotype.macro.input_size}x{genotype.macro.input_size}"
+    )
+    for s, stage in enumerate(genotype.stages):
+        print(
+            f"stage {s}: {len(stage.inputs)}/{stage.nodes - 1} nodes kept, depth "
+            f"{stage.depth()}, {len(stage.edges())} edges"
+        )
+        for j in sorted(stage.inputs):
+            pairs = ", ".join(f"{i}:{op}" for i, op in stage.inputs[j])
+            print(f"  node {j:>2} <- {pairs}")
+    out = Path(args.out) if args.out else Path(args.genotype).with_suffix(".png")
+    plot_genotype(genotype, out)
+    print(f"picture: {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ifnas", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    search = sub.add_parser("search", help="search, derive and retrain an architecture")
+    search.add_argument("--config", help="YAML config file (e.g. configs/digits.yaml)")
+    search.add_argument("--out", help="run directory (default: runs/<config>-<time>)")
+    search.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
+    )
+    search.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="dotted config overrides, e.g. search.epochs=2",
+    )
+    search.set_defaults(func=_cmd_search)
+
+    space = sub.add_parser("space", help="count the architectures of L-chain spaces")
+    space.add_argument("--L", type=int, nargs="+", default=[4, 6, 8], help="values of L")
+    space.add_argument(
+        "--stages", type=int, nargs="+", default=[18, 20, 18], help="node count of each stage"
+    )
+    space.set_defaults(func=_cmd_space)
+
+    show = sub.add_parser("show", help="describe a genotype and draw it")
+    show.add_argument("genotype", help="genotype.json")
+    show.add_argument("--out", help="PNG to write (default: beside the genotype)")
+    show.set_defaults(func=_cmd_show)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, GenotypeError, FileNotFoundError, FileExistsError) as error:
+        print(f"ifnas {args.command}: error: {error}", file=sys.stderr)
+        return 2

@@ -1,0 +1,370 @@
+"""Run configuration: YAML files, dotted command-line overrides, and their validation.
+
+A config is a tree of dataclasses. Loading checks every key and type before anything runs: an
+unknown key, a wrong type or a value out of range raises `ConfigError` naming the dotted key
+and what was expected.
+"""
+
+import dataclasses
+import difflib
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config key, type or value that cannot be used."""
+
+
+@dataclass
+class DataConfig:
+    """Where the images come from.
+
+    Attributes:
+        name: `digits` (embedded, no download), `cifar10`, `cifar100` or `imagefolder`.
+        root: folder of the data set (not used by `digits`). CIFAR: the folder holding
+            `cifar-10-batches-py`; ImageFolder: the folder holding `train/` and `val/`.
+        input_size: image side at which the network runs and MAdds are counted; `null` takes
+            the data set's own (8 for digits, 32 for CIFAR); required for `imagefolder`.
+        val_fraction: digits only: the fraction of images held out for validation.
+        batch_size: images per iteration (per process under DDP).
+        workers: DataLoader worker processes.
+    """
+
+    name: str = "digits"
+    root: str | None = None
+    input_size: int | None = None
+    val_fraction: float = 0.2
+    batch_size: int = 64
+    workers: int = 0
+
+
+@dataclass
+class ModelConfig:
+    """The space and the network's macro shape.
+
+    Attributes:
+        L: precursors per node (the L-chain space).
+        stages: node count of each stage, input and output nodes included.
+        width: channels of the first stage; each later stage doubles them.
+        stem_strides: stride of each stem convolution.
+        mixing: `fused` (`ifnas_kernels.weighted_sum`) or `naive` (DARTS' `sum(w * op(x))`).
+    """
+
+    L: int = 4
+    stages: list[int] = field(default_factory=lambda: [18, 20, 18])
+    width: int = 16
+    stem_strides: list[int] = field(default_factory=lambda: [1])
+    mixing: str = "fused"
+
+
+@dataclass
+class SearchConfig:
+    """The search (section 3 and 4.1 of the paper; defaults are the paper's where it gives them).
+
+    Attributes:
+        epochs: epoch limit of the search; it ends earlier when the budget is met.
+        weight_warmup_epochs: epochs training the weights alone on the full supernet (20).
+        alpha_delay_epochs: epochs after `beta` starts learning before `alpha` does (10).
+        step_iters: iterations per step of the interleaving-free cycle (100).
+        lr, momentum, weight_decay, nesterov: SGD of the network weights (cosine schedule).
+        arch_lr, arch_momentum: SGD of `beta` and `alpha` (no weight decay).
+        mu1, mu2: weights of the edge and op terms of the regularizer (eq. 3).
+        detach_mean: treat the regularizer's means as constants.
+        mu_growth: factor applied to `mu1` and `mu2` after each cycle in which no gate was
+            pruned (1 keeps them fixed). The paper prunes "until the complexity achieves the
+            lower bound" without saying how it keeps pruning going; like GOLD-NAS, we raise
+            the pressure when pruning stalls, so that any reachable budget is reached.
+        prune_threshold: gates below it are pruned (0.01).
+        budget_madds: the search ends when the retained architecture's MAdds are at most
+            this; a number or a string such as `600M`.
+        beta_init, alpha_init: initial gate logits.
+        derive: `all` keeps every live edge and op, `keep_one` the strongest input per node.
+        bn_calibration_batches: training batches that re-estimate the supernet's BN
+            statistics before each validation (the supernet's training mixes sub-supernets).
+    """
+
+    epochs: int = 50
+    weight_warmup_epochs: int = 20
+    alpha_delay_epochs: int = 10
+    step_iters: int = 100
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 3e-4
+    nesterov: bool = False
+    arch_lr: float = 0.5
+    arch_momentum: float = 0.9
+    mu1: float = 0.1
+    mu2: float = 0.1
+    detach_mean: bool = False
+    mu_growth: float = 1.2
+    prune_threshold: float = 0.01
+    budget_madds: int | str = "600M"
+    beta_init: float = 0.0
+    alpha_init: float = 0.0
+    derive: str = "all"
+    bn_calibration_batches: int = 10
+
+
+@dataclass
+class RetrainConfig:
+    """Training the derived network from scratch.
+
+    Attributes:
+        epochs: training epochs (0 skips the retrain).
+        lr, momentum, weight_decay, nesterov: SGD with a cosine schedule.
+        label_smoothing: cross-entropy label smoothing.
+        batch_size: `null` takes `data.batch_size`.
+    """
+
+    epochs: int = 30
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 3e-4
+    nesterov: bool = False
+    label_smoothing: float = 0.0
+    batch_size: int | None = None
+
+
+@dataclass
+class Config:
+    """A whole run: data, space and network, search, retrain.
+
+    Attributes:
+        seed: seeds weights, data order and every random choice of the run.
+        strategy: the search strategy (`ifnas`).
+        device: `auto` (CUDA when available), `cpu` or `cuda`.
+    """
+
+    seed: int = 0
+    strategy: str = "ifnas"
+    device: str = "auto"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    retrain: RetrainConfig = field(default_factory=RetrainConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+STRATEGIES = ("ifnas",)
+DATASETS = ("digits", "cifar10", "cifar100", "imagefolder")
+
+_SUFFIX = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9}
+
+
+def parse_madds(value: int | float | str, key: str = "search.budget_madds") -> int:
+    """`600M`, `1.2G`, `5e6` or `600000000` as an integer count of MAdds."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{key}: expected a number or a string such as '600M', got {value!r}")
+    if isinstance(value, int | float):
+        number = value
+    else:
+        match = re.fullmatch(r"\s*([0-9.eE+-]+)\s*([KMG]?)\s*", str(value))
+        try:
+            number = float(match.group(1)) * _SUFFIX[match.group(2)] if match else None
+        except ValueError:
+            number = None
+        if number is None:
+            raise ConfigError(f"{key}: expected a number or a string such as '600M', got {value!r}")
+    if number <= 0:
+        raise ConfigError(f"{key}: must be positive, got {value!r}")
+    return int(round(number))
+
+
+def _type_name(tp) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp, key: str) -> Any:
+    """Check `value` against the annotation `tp`; ints are accepted where floats are."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(value, option, key)
+            except ConfigError as error:
+                errors.append(str(error))
+        names = " or ".join(_type_name(o) for o in options)
+        raise ConfigError(f"{key}: expected {names}, got {value!r}")
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{key}: expected a list of {_type_name(item)}, got {value!r}")
+        return [_coerce(v, item, f"{key}[{k}]") for k, v in enumerate(value)]
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            if isinstance(value, str):
+                try:
+                    return float(value)  # YAML reads 3e-4 (no dot) as a string
+                except ValueError:
+                    pass
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported config annotation {tp!r} at {key}")
+
+
+def _build(cls, data: Any, prefix: str):
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix or 'config'}: expected a mapping of keys, got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in data.items():
+        dotted = f"{prefix}.{key}" if prefix else str(key)
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), fields, n=1)
+            hint = f" (did you mean '{prefix + '.' if prefix else ''}{close[0]}'?)" if close else ""
+            raise ConfigError(
+                f"unknown config key '{dotted}'{hint}; {cls.__name__} has: {', '.join(fields)}"
+            )
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            kwargs[key] = _build(tp, value, dotted)
+        else:
+            kwargs[key] = _coerce(value, tp, dotted)
+    return cls(**kwargs)
+
+
+def _merge(base: dict, override: dict) -> dict:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def parse_override(text: str) -> dict:
+    """`search.epochs=2` as `{"search": {"epochs": 2}}`; the value is read as YAML."""
+    if "=" not in text:
+        raise ConfigError(
+            f"override {text!r} is not of the form key=value (for example search.epochs=2)"
+        )
+    key, raw = text.split("=", 1)
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override {text!r} has an empty key")
+    value = yaml.safe_load(raw) if raw.strip() else None
+    tree: dict = {}
+    node = tree
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return tree
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
+    """Read a YAML config (or the defaults), apply `key=value` overrides, validate."""
+    data: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as error:
+            raise ConfigError(f"config file {path} is not valid YAML: {error}") from error
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of keys")
+    for text in overrides:
+        data = _merge(data, parse_override(text))
+    config = _build(Config, data, "")
+    validate(config)
+    return config
+
+
+def config_from_dict(data: dict) -> Config:
+    config = _build(Config, data, "")
+    validate(config)
+    return config
+
+
+def validate(config: Config) -> None:
+    """Range and choice checks that need no data and no model."""
+
+    def need(ok: bool, message: str) -> None:
+        if not ok:
+            raise ConfigError(message)
+
+    m, s, d, r = config.model, config.search, config.data, config.retrain
+    need(
+        config.strategy in STRATEGIES,
+        f"strategy: expected one of {list(STRATEGIES)}, got {config.strategy!r}",
+    )
+    need(
+        config.device in ("auto", "cpu", "cuda") or config.device.startswith("cuda:"),
+        f"device: expected auto, cpu, cuda or cuda:N, got {config.device!r}",
+    )
+    need(d.name in DATASETS, f"data.name: expected one of {list(DATASETS)}, got {d.name!r}")
+    need(d.name == "digits" or d.root is not None, f"data.root: required for data.name={d.name}")
+    need(
+        d.name != "imagefolder" or d.input_size is not None,
+        "data.input_size: required for data.name=imagefolder",
+    )
+    need(0 < d.val_fraction < 1, f"data.val_fraction: expected in (0, 1), got {d.val_fraction}")
+    need(d.batch_size >= 1, f"data.batch_size: expected >= 1, got {d.batch_size}")
+    need(d.workers >= 0, f"data.workers: expected >= 0, got {d.workers}")
+    need(m.L >= 1, f"model.L: expected an integer >= 1, got {m.L}")
+    need(
+        len(m.stages) >= 1 and all(n >= 2 for n in m.stages),
+        f"model.stages: expected node counts >= 2, got {m.stages}",
+    )
+    need(m.width >= 1, f"model.width: expected >= 1, got {m.width}")
+    need(m.mixing in ("fused", "naive"), f"model.mixing: expected fused or naive, got {m.mixing!r}")
+    need(s.epochs >= 1, f"search.epochs: expected >= 1, got {s.epochs}")
+    need(
+        s.weight_warmup_epochs >= 0 and s.alpha_delay_epochs >= 0,
+        "search.weight_warmup_epochs and search.alpha_delay_epochs: expected >= 0",
+    )
+    need(s.step_iters >= 1, f"search.step_iters: expected >= 1, got {s.step_iters}")
+    need(
+        0 < s.prune_threshold < 1,
+        f"search.prune_threshold: expected in (0, 1), got {s.prune_threshold}",
+    )
+    need(
+        s.derive in ("all", "keep_one"),
+        f"search.derive: expected all or keep_one, got {s.derive!r}",
+    )
+    parse_madds(s.budget_madds)
+    need(
+        s.bn_calibration_batches >= 1,
+        f"search.bn_calibration_batches: expected >= 1, got {s.bn_calibration_batches}",
+    )
+    need(r.epochs >= 0, f"retrain.epochs: expected >= 0, got {r.epochs}")
+    need(
+        0 <= r.label_smoothing < 1,
+        f"retrain.label_smoothing: expected in [0, 1), got {r.label_smoothing}",
+    )
+    need(
+        r.batch_size is None or r.batch_size >= 1,
+        f"retrain.batch_size: expected >= 1, got {r.batch_size}",
+    )

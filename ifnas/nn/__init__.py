@@ -1,0 +1,1 @@
+"""Building blocks: ops, stem, reductions, the supernet and the derived network."""

@@ -1,0 +1,82 @@
+"""Pictures: the derived architecture (`arch.png`)."""
+
+import logging
+from pathlib import Path
+
+from ifnas.genotype import Genotype
+from ifnas.space.lchain import OPS
+
+_logger = logging.getLogger(__name__)
+
+OP_COLORS = {"sep_conv_3x3": "tab:blue", "skip_connect": "tab:orange"}
+
+
+def plot_genotype(genotype: Genotype, path: str | Path, title: str | None = None) -> None:
+    """Draw each stage as a row of nodes left to right with one arc per kept `(edge, op)`.
+
+    `sep_conv_3x3` arcs bend above the chain and `skip_connect` arcs below it; nodes that the
+    genotype drops are drawn hollow.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Arc
+
+    stages = genotype.stages
+    widest = max(stage.nodes for stage in stages)
+    fig, axes = plt.subplots(
+        len(stages),
+        1,
+        figsize=(max(6.0, 0.45 * widest + 1.5), 2.3 * len(stages) + 0.6),
+        squeeze=False,
+    )
+    for s, (stage, ax) in enumerate(zip(stages, axes[:, 0], strict=True)):
+        reach = genotype.L + 1
+        for j, pairs in stage.inputs.items():
+            for i, op in pairs:
+                above = op == OPS[0]
+                span = j - i
+                ax.add_patch(
+                    Arc(
+                        ((i + j) / 2, 0),
+                        span,
+                        span * 0.9,
+                        theta1=0 if above else 180,
+                        theta2=180 if above else 360,
+                        color=OP_COLORS[op],
+                        lw=1.4,
+                    )
+                )
+        kept = {0} | set(stage.inputs)
+        xs = list(range(stage.nodes))
+        ax.scatter(
+            [x for x in xs if x in kept], [0] * len(kept & set(xs)), s=36, zorder=3, color="black"
+        )
+        dropped = [x for x in xs if x not in kept]
+        ax.scatter(
+            dropped, [0] * len(dropped), s=36, zorder=3, facecolors="white", edgecolors="grey"
+        )
+        for x in xs:
+            ax.annotate(str(x), (x, 0), xytext=(0, -9), textcoords="offset points",
+                        ha="center", va="top", fontsize=7, color="dimgrey")
+        ax.set_xlim(-0.7, widest - 0.3)
+        ax.set_ylim(-0.5 * reach, 0.5 * reach)
+        ax.set_axis_off()
+        ax.set_title(
+            f"stage {s}: {len(stage.inputs)}/{stage.nodes - 1} nodes kept, depth {stage.depth()}",
+            fontsize=9,
+            loc="left",
+        )
+    handles = [Line2D([], [], color=c, lw=2, label=op) for op, c in OP_COLORS.items()]
+    fig.legend(handles=handles, loc="upper right", fontsize=8, frameon=False)
+    fig.suptitle(
+        title or f"L = {genotype.L}, depth {genotype.depth()}", fontsize=10, x=0.02, ha="left"
+    )
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    _logger.info("wrote %s", path)

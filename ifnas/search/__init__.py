@@ -1,0 +1,1 @@
+"""The search: schedule, regularizer, pruning, derivation and the loop that runs them."""

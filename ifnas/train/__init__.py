@@ -1,0 +1,1 @@
+"""Retraining a derived architecture from scratch."""
