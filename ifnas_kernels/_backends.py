@@ -58,7 +58,6 @@ class Backend:
     name: str
     forward: Callable
     backward: Callable
-    block: int  # elements per block, tile or program: tests use sizes around it
 
 
 def _triton_interpreting() -> bool:
@@ -97,15 +96,15 @@ def _load(name: str) -> Backend | None:
 
 def _import_backend(name: str) -> Backend:
     if name == "reference":
-        return Backend(name, _ref.forward, _ref.backward, block=1024)
+        return Backend(name, _ref.forward, _ref.backward)
     if name == "cpp":
         module = importlib.import_module("ifnas_kernels._C")
-        return Backend(name, module.weighted_sum, module.weighted_sum_backward, block=1024)
+        return Backend(name, module.weighted_sum, module.weighted_sum_backward)
     if name == "cuda":
         module = importlib.import_module("ifnas_kernels._cuda")
-        return Backend(name, module.weighted_sum, module.weighted_sum_backward, block=1024)
+        return Backend(name, module.weighted_sum, module.weighted_sum_backward)
     module = importlib.import_module("ifnas_kernels._triton")
-    return Backend(name, module.forward, module.backward, block=module.BLOCK)
+    return Backend(name, module.forward, module.backward)
 
 
 def _triton_gpu_reason() -> str | None:

@@ -37,19 +37,6 @@ class Target:
     def id(self) -> str:
         return f"{self.backend}-{self.device}"
 
-    @property
-    def block(self) -> int:
-        """Elements per block, tile or program of the backend (sizes in tests go around it)."""
-        if self.backend == "triton":
-            from ifnas_kernels import _triton
-
-            return _triton.BLOCK
-        return 1024
-
-    @property
-    def interpreted(self) -> bool:
-        return self.backend == "triton" and self.device == "cpu"
-
 
 def _targets() -> list[Target]:
     info = ifnas_kernels.backends()

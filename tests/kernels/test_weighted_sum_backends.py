@@ -29,6 +29,8 @@ PRIME = 10_007 if INTERPRETING else 99_991  # the interpreter costs ~1 ms per Tr
 
 def _matrix_cases() -> list:
     """(dtype, K, numel) cases; fewer under the Triton interpreter, which is slow."""
+    # Elements per block of every backend: C++ kBlock, CUDA kTile, Triton BLOCK (4096 when
+    # interpreted, where each program costs about a millisecond).
     block = 4096 if INTERPRETING else 1024
     sizes = (1, block - 1, block + 1, PRIME)
     if INTERPRETING:
