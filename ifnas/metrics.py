@@ -64,8 +64,9 @@ class MaddsTable:
         widths = macro.stage_widths(num_stages)
         sizes = macro.stage_resolutions(num_stages)
         with torch.device("meta"):
-            self.per_sep = [count_madds(SepConv3x3(c), (c, r, r)) for c, r in zip(widths, sizes,
-                                                                                   strict=True)]
+            self.per_sep = [
+                count_madds(SepConv3x3(c), (c, r, r)) for c, r in zip(widths, sizes, strict=True)
+            ]
         skips = tuple(StageGenotype(2, {1: ((0, "skip_connect"),)}) for _ in range(num_stages))
         self.fixed = genotype_cost(Genotype(L=1, macro=macro, stages=skips))["madds"]
 
@@ -74,10 +75,12 @@ class MaddsTable:
         return self.fixed + sum(n * m for n, m in zip(sep_counts, self.per_sep, strict=True))
 
     def of_genotype(self, genotype: Genotype) -> int:
-        return self.of_sep_counts([
-            sum(op == "sep_conv_3x3" for pairs in stage.inputs.values() for _, op in pairs)
-            for stage in genotype.stages
-        ])
+        return self.of_sep_counts(
+            [
+                sum(op == "sep_conv_3x3" for pairs in stage.inputs.values() for _, op in pairs)
+                for stage in genotype.stages
+            ]
+        )
 
 
 def top1(logits: torch.Tensor, target: torch.Tensor) -> float:

@@ -59,8 +59,16 @@ def plot_genotype(genotype: Genotype, path: str | Path, title: str | None = None
             dropped, [0] * len(dropped), s=36, zorder=3, facecolors="white", edgecolors="grey"
         )
         for x in xs:
-            ax.annotate(str(x), (x, 0), xytext=(0, -9), textcoords="offset points",
-                        ha="center", va="top", fontsize=7, color="dimgrey")
+            ax.annotate(
+                str(x),
+                (x, 0),
+                xytext=(0, -9),
+                textcoords="offset points",
+                ha="center",
+                va="top",
+                fontsize=7,
+                color="dimgrey",
+            )
         ax.set_xlim(-0.7, widest - 0.3)
         ax.set_ylim(-0.5 * reach, 0.5 * reach)
         ax.set_axis_off()

@@ -23,16 +23,21 @@ def test_show_describes_and_draws(tmp_path, capsys):
     assert (tmp_path / "a.png").read_bytes()[:4] == b"\x89PNG"
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["search", "--config", "configs/digits.yaml", "search.epoch=2"], "unknown config key"),
-    (["search", "--config", "configs/digits.yaml", "model.L=0"], "model.L"),
-    (["search", "--config", "nowhere.yaml"], "does not exist"),
-    (["search"], "needs --config"),
-    (["search", "--resume"], "--resume needs --out"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["search", "--config", "configs/digits.yaml", "search.epoch=2"], "unknown config key"),
+        (["search", "--config", "configs/digits.yaml", "model.L=0"], "model.L"),
+        (["search", "--config", "nowhere.yaml"], "does not exist"),
+        (["search"], "needs --config"),
+        (["search", "--resume"], "--resume needs --out"),
+    ],
+)
 def test_search_errors_exit_2_with_a_message(tmp_path, capsys, argv, message):
-    assert main(argv + ["--out", str(tmp_path / "run")] if argv != ["search", "--resume"]
-                else argv) == 2
+    assert (
+        main(argv + ["--out", str(tmp_path / "run")] if argv != ["search", "--resume"] else argv)
+        == 2
+    )
     assert message in capsys.readouterr().err
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
 

@@ -24,23 +24,29 @@ def test_file_and_overrides(tmp_path):
     assert cfg.data.root == "/x"
 
 
-@pytest.mark.parametrize("overrides,message", [
-    (["search.epoch=2"], r"unknown config key 'search.epoch' \(did you mean 'search.epochs'\?\)"),
-    (["bogus=1"], "unknown config key 'bogus'"),
-    (["model.L=0"], "model.L: expected an integer >= 1"),
-    (["model.L=2.5"], "model.L: expected an integer"),
-    (["search.lr=fast"], "search.lr: expected a number"),
-    (["model.stages=4"], "model.stages: expected a list"),
-    (["model.stages=[4, 1]"], "model.stages: expected node counts >= 2"),
-    (["model.mixing=magic"], "model.mixing"),
-    (["search.budget_madds=lots"], "search.budget_madds"),
-    (["search.budget_madds=-5"], "must be positive"),
-    (["data.name=mnist"], "data.name"),
-    (["data.name=cifar10"], "data.root: required"),
-    (["search.derive=best"], "search.derive"),
-    (["search"], "not of the form key=value"),
-    (["search.nesterov=3"], "expected true or false"),
-])
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (
+            ["search.epoch=2"],
+            r"unknown config key 'search.epoch' \(did you mean 'search.epochs'\?\)",
+        ),
+        (["bogus=1"], "unknown config key 'bogus'"),
+        (["model.L=0"], "model.L: expected an integer >= 1"),
+        (["model.L=2.5"], "model.L: expected an integer"),
+        (["search.lr=fast"], "search.lr: expected a number"),
+        (["model.stages=4"], "model.stages: expected a list"),
+        (["model.stages=[4, 1]"], "model.stages: expected node counts >= 2"),
+        (["model.mixing=magic"], "model.mixing"),
+        (["search.budget_madds=lots"], "search.budget_madds"),
+        (["search.budget_madds=-5"], "must be positive"),
+        (["data.name=mnist"], "data.name"),
+        (["data.name=cifar10"], "data.root: required"),
+        (["search.derive=best"], "search.derive"),
+        (["search"], "not of the form key=value"),
+        (["search.nesterov=3"], "expected true or false"),
+    ],
+)
 def test_bad_values_name_the_key(overrides, message):
     with pytest.raises(ConfigError, match=message):
         load_config(None, overrides)
@@ -59,8 +65,16 @@ def test_missing_or_malformed_file(tmp_path):
         load_config(listing)
 
 
-@pytest.mark.parametrize("text,value", [("600M", 600_000_000), ("1.5G", 1_500_000_000),
-                                        ("250K", 250_000), (5e6, 5_000_000), (1200, 1200)])
+@pytest.mark.parametrize(
+    "text,value",
+    [
+        ("600M", 600_000_000),
+        ("1.5G", 1_500_000_000),
+        ("250K", 250_000),
+        (5e6, 5_000_000),
+        (1200, 1200),
+    ],
+)
 def test_madds_strings(text, value):
     assert parse_madds(text) == value
 

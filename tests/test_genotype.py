@@ -28,23 +28,32 @@ def test_round_trip_is_exact(tmp_path):
 
 
 def test_depth_is_the_longest_path():
-    chain = {1: ((0, "sep_conv_3x3"),), 2: ((1, "skip_connect"),), 3: ((2, "sep_conv_3x3"),),
-             4: ((1, "sep_conv_3x3"), (3, "skip_connect"))}
+    chain = {
+        1: ((0, "sep_conv_3x3"),),
+        2: ((1, "skip_connect"),),
+        3: ((2, "sep_conv_3x3"),),
+        4: ((1, "sep_conv_3x3"), (3, "skip_connect")),
+    }
     assert genotype(chain).depth() == 4
     shortcut = {1: ((0, "sep_conv_3x3"),), 4: ((1, "sep_conv_3x3"),)}
     assert genotype(shortcut).depth() == 2
 
 
-@pytest.mark.parametrize("inputs,message", [
-    ({4: ((0, "sep_conv_3x3"),)}, "not in the 3-chain space"),
-    ({1: ((0, "conv_7x7"),), 4: ((1, "sep_conv_3x3"),)}, "unknown op 'conv_7x7'"),
-    ({2: ((1, "sep_conv_3x3"),), 4: ((2, "sep_conv_3x3"),)}, "starts at node 1, which has no"),
-    ({1: ((0, "sep_conv_3x3"),)}, "output node 4 has no inputs"),
-    ({1: ((0, "sep_conv_3x3"),), 2: ((1, "skip_connect"),), 4: ((1, "sep_conv_3x3"),)},
-     r"nodes \[2\] have no path to the stage output"),
-    ({1: ((0, "sep_conv_3x3"), (0, "sep_conv_3x3")), 4: ((1, "skip_connect"),)}, "twice"),
-    ({7: ((6, "skip_connect"),)}, "outside"),
-])
+@pytest.mark.parametrize(
+    "inputs,message",
+    [
+        ({4: ((0, "sep_conv_3x3"),)}, "not in the 3-chain space"),
+        ({1: ((0, "conv_7x7"),), 4: ((1, "sep_conv_3x3"),)}, "unknown op 'conv_7x7'"),
+        ({2: ((1, "sep_conv_3x3"),), 4: ((2, "sep_conv_3x3"),)}, "starts at node 1, which has no"),
+        ({1: ((0, "sep_conv_3x3"),)}, "output node 4 has no inputs"),
+        (
+            {1: ((0, "sep_conv_3x3"),), 2: ((1, "skip_connect"),), 4: ((1, "sep_conv_3x3"),)},
+            r"nodes \[2\] have no path to the stage output",
+        ),
+        ({1: ((0, "sep_conv_3x3"), (0, "sep_conv_3x3")), 4: ((1, "skip_connect"),)}, "twice"),
+        ({7: ((6, "skip_connect"),)}, "outside"),
+    ],
+)
 def test_invalid_genotypes_name_the_problem(inputs, message):
     with pytest.raises(GenotypeError, match=message):
         genotype(inputs)

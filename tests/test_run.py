@@ -12,11 +12,20 @@ from ifnas.search.loop import SearchLoop
 from ifnas.train.retrain import RetrainLoop
 
 TINY = [
-    "model.L=2", "model.stages=[4, 5, 4]", "model.width=4",
+    "model.L=2",
+    "model.stages=[4, 5, 4]",
+    "model.width=4",
     "data.batch_size=128",
-    "search.epochs=5", "search.weight_warmup_epochs=1", "search.alpha_delay_epochs=1",
-    "search.step_iters=2", "search.arch_lr=2.0", "search.mu1=1.0", "search.mu2=1.0",
-    "search.mu_growth=2.0", "search.bn_calibration_batches=2", "search.budget_madds=150K",
+    "search.epochs=5",
+    "search.weight_warmup_epochs=1",
+    "search.alpha_delay_epochs=1",
+    "search.step_iters=2",
+    "search.arch_lr=2.0",
+    "search.mu1=1.0",
+    "search.mu2=1.0",
+    "search.mu_growth=2.0",
+    "search.bn_calibration_batches=2",
+    "search.budget_madds=150K",
     "retrain.epochs=2",
 ]
 
@@ -39,8 +48,17 @@ def test_run_leaves_every_output(finished_run):
     assert any((out / "tb").iterdir())
     on_disk = json.loads((out / "summary.json").read_text())
     assert on_disk == summary
-    for key in ("strategy", "L", "stages", "budget_madds", "madds", "params", "depth",
-                "search_val_top1", "retrain_val_top1"):
+    for key in (
+        "strategy",
+        "L",
+        "stages",
+        "budget_madds",
+        "madds",
+        "params",
+        "depth",
+        "search_val_top1",
+        "retrain_val_top1",
+    ):
         assert key in summary, key
     genotype = Genotype.load(out / "genotype.json")
     assert summary["depth"] == genotype.depth()
@@ -79,8 +97,9 @@ def _interrupting(cls, monkeypatch, at_epoch):
 
 
 @pytest.mark.parametrize("cls,at_epoch", [(SearchLoop, 3), (RetrainLoop, 1)])
-def test_resumed_run_ends_like_an_uninterrupted_one(finished_run, tmp_path, monkeypatch, cls,
-                                                    at_epoch):
+def test_resumed_run_ends_like_an_uninterrupted_one(
+    finished_run, tmp_path, monkeypatch, cls, at_epoch
+):
     reference_dir, reference = finished_run
     with monkeypatch.context() as patch:
         _interrupting(cls, patch, at_epoch)
@@ -99,14 +118,23 @@ def test_resume_refuses_a_different_config(finished_run):
         run_search(tiny("search.epochs=6"), out, resume=True)
 
 
-@pytest.mark.parametrize("overrides,error,message", [
-    (["search.budget_madds=1000"], ConfigError, "below the smallest network"),
-    (["data.input_size=6"], ConfigError, "cannot pass the stride-2 path"),
-    (["data.name=cifar10", "data.root=/no/such/folder"], FileNotFoundError,
-     "/no/such/folder/cifar-10-batches-py"),
-    (["data.name=imagefolder", "data.root=/no/such/tree", "data.input_size=32"],
-     FileNotFoundError, "/no/such/tree/train"),
-])
+@pytest.mark.parametrize(
+    "overrides,error,message",
+    [
+        (["search.budget_madds=1000"], ConfigError, "below the smallest network"),
+        (["data.input_size=6"], ConfigError, "cannot pass the stride-2 path"),
+        (
+            ["data.name=cifar10", "data.root=/no/such/folder"],
+            FileNotFoundError,
+            "/no/such/folder/cifar-10-batches-py",
+        ),
+        (
+            ["data.name=imagefolder", "data.root=/no/such/tree", "data.input_size=32"],
+            FileNotFoundError,
+            "/no/such/tree/train",
+        ),
+    ],
+)
 def test_errors_come_before_any_training(tmp_path, monkeypatch, overrides, error, message):
     built = []
     monkeypatch.setattr(run_module, "SearchLoop", lambda *a, **k: built.append(1))

@@ -100,10 +100,12 @@ class SearchLoop:
     def retained_madds(self) -> int:
         """MAdds of the architecture the live edges and ops form, at the configured size."""
         net = self.supernet
-        return self.madds_table.of_sep_counts([
-            sum(op == SEP_CONV for pairs in net.live_inputs(s).values() for _, op in pairs)
-            for s in range(len(net.space.stages))
-        ])
+        return self.madds_table.of_sep_counts(
+            [
+                sum(op == SEP_CONV for pairs in net.live_inputs(s).values() for _, op in pairs)
+                for s in range(len(net.space.stages))
+            ]
+        )
 
     def train_epoch(self, on_iter: Callable[[dict], None] | None = None) -> dict:
         """Train one epoch, or until the budget is met; returns the epoch's mean metrics."""
@@ -123,8 +125,12 @@ class SearchLoop:
             loss = ce
             reg = torch.zeros((), device=self.device)
             if learning:
-                reg = discretization_loss(net, self.mu_scale * self.cfg.mu1,
-                                          self.mu_scale * self.cfg.mu2, self.cfg.detach_mean)
+                reg = discretization_loss(
+                    net,
+                    self.mu_scale * self.cfg.mu1,
+                    self.mu_scale * self.cfg.mu2,
+                    self.cfg.detach_mean,
+                )
                 loss = ce + reg
 
             self.weight_optimizer.zero_grad(set_to_none=True)

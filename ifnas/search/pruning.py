@@ -75,9 +75,22 @@ def _output_reachable_without(supernet: Supernet, item: tuple) -> bool:
     return n - 1 in alive_nodes(n, sources)
 
 
+@torch.no_grad()
+def _any_below_threshold(supernet: Supernet, threshold: float) -> bool:
+    """One reduction over every gate: the common case (nothing to prune) costs one sync."""
+    lowest = []
+    for gates in supernet.gates.values():
+        if gates.beta.numel():
+            lowest.append(torch.where(gates.beta_mask.bool(), gates.beta, torch.inf).min())
+            lowest.append(torch.where(gates.alpha_mask.bool(), gates.alpha, torch.inf).min())
+    return bool(torch.sigmoid(torch.stack(lowest).min()) < threshold)
+
+
 def prune(supernet: Supernet, threshold: float) -> PruneReport:
     """Mask every live gate below `threshold`, then every edge touching a dead node."""
     report = PruneReport()
+    if not _any_below_threshold(supernet, threshold):
+        return report
     for value, item in _below_threshold(supernet, threshold):
         s, i, j = item[:3]
         live = supernet.live_inputs(s).get(j, ())

@@ -88,8 +88,10 @@ def test_keep_one_keeps_one_input_per_node():
     g = derive(net, "keep_one")
     for j, pairs in g.stages[0].inputs.items():
         assert len(pairs) == 1
-        best = max(((i, op) for i, op in net.live_inputs(0)[j]),
-                   key=lambda p: net.gate(0, p[0], j) * net.gate(0, p[0], j, p[1]))
+        best = max(
+            ((i, op) for i, op in net.live_inputs(0)[j]),
+            key=lambda p: net.gate(0, p[0], j) * net.gate(0, p[0], j, p[1]),
+        )
         assert pairs[0] == best
 
 

@@ -24,7 +24,8 @@ def count_op_calls(net):
             module = ops["sep_conv_3x3"]
             assert isinstance(module, SepConv3x3)
             module.register_forward_hook(
-                lambda *_, e=(s, i, j): calls.__setitem__(e, calls.get(e, 0) + 1))
+                lambda *_, e=(s, i, j): calls.__setitem__(e, calls.get(e, 0) + 1)
+            )
     return calls
 
 
@@ -45,8 +46,9 @@ def test_sub_supernet_runs_exactly_its_edges(L, stages):
         calls.clear()
         net.activate(Activation(group=lam))
         net(x)
-        expected = {(s, i, j) for s in range(len(stages))
-                    for i, j in sub_supernet_edges(net.space, s, lam)}
+        expected = {
+            (s, i, j) for s in range(len(stages)) for i, j in sub_supernet_edges(net.space, s, lam)
+        }
         assert set(calls) == expected
         assert all(c == 1 for c in calls.values())
     calls.clear()
@@ -100,7 +102,8 @@ def test_gate_values_follow_sigmoids(supernet):
     j = gates.nodes[0]
     assert supernet.gate(0, j - 2, j) == pytest.approx(torch.sigmoid(torch.tensor(1.5)).item())
     assert supernet.gate(0, j - 2, j, "skip_connect") == pytest.approx(
-        torch.sigmoid(torch.tensor(-0.5)).item())
+        torch.sigmoid(torch.tensor(-0.5)).item()
+    )
 
 
 def test_node_whose_inputs_are_all_pruned_dies_cleanly(supernet):

@@ -20,8 +20,9 @@ def eq3_by_hand(net, mu1, mu2):
             for i, op in pairs:
                 ops.append(net.gate(s, i, j, op))
     mean_e, mean_o = sum(edges) / len(edges), sum(ops) / len(ops)
-    return (mu1 * sum(math.log(1 + g / mean_e) for g in edges)
-            + mu2 * sum(math.log(1 + g / mean_o) for g in ops))
+    return mu1 * sum(math.log(1 + g / mean_e) for g in edges) + mu2 * sum(
+        math.log(1 + g / mean_o) for g in ops
+    )
 
 
 @pytest.fixture

@@ -18,8 +18,10 @@ def expected_activation(it, L, per_epoch, warm, delay, step):
     return Activation(group=position // step - 1, learn_beta=True, learn_alpha=alpha)
 
 
-@pytest.mark.parametrize("L,per_epoch,warm,delay,step", [(4, 22, 2, 1, 10), (1, 7, 0, 0, 3),
-                                                         (8, 5, 3, 2, 1), (3, 100, 1, 3, 100)])
+@pytest.mark.parametrize(
+    "L,per_epoch,warm,delay,step",
+    [(4, 22, 2, 1, 10), (1, 7, 0, 0, 3), (8, 5, 3, 2, 1), (3, 100, 1, 3, 100)],
+)
 def test_activation_sequence(L, per_epoch, warm, delay, step):
     schedule = SearchSchedule(L, per_epoch, warm, delay, step)
     for it in range(0, (warm + delay + 6) * per_epoch + 3 * (L + 1) * step):
@@ -27,8 +29,9 @@ def test_activation_sequence(L, per_epoch, warm, delay, step):
 
 
 def test_each_cycle_visits_every_group_once_in_order():
-    schedule = SearchSchedule(L=4, iters_per_epoch=10, weight_warmup_epochs=1,
-                              alpha_delay_epochs=0, step_iters=3)
+    schedule = SearchSchedule(
+        L=4, iters_per_epoch=10, weight_warmup_epochs=1, alpha_delay_epochs=0, step_iters=3
+    )
     start = schedule.arch_start
     groups = [schedule.activation(start + k * 3).group for k in range(10)]
     assert groups == [None, 0, 1, 2, 3, None, 0, 1, 2, 3]
@@ -41,10 +44,10 @@ def test_without_if_every_gate_learns_on_every_edge():
     assert schedule.activation(25) == Activation(None, learn_beta=True, learn_alpha=True)
 
 
-@pytest.mark.parametrize("kwargs", [dict(iters_per_epoch=0), dict(step_iters=0),
-                                    dict(weight_warmup_epochs=-1)])
+@pytest.mark.parametrize(
+    "kwargs", [dict(iters_per_epoch=0), dict(step_iters=0), dict(weight_warmup_epochs=-1)]
+)
 def test_bad_schedules_are_errors(kwargs):
-    args = dict(L=4, iters_per_epoch=10, weight_warmup_epochs=1, alpha_delay_epochs=1,
-                step_iters=5)
+    args = dict(L=4, iters_per_epoch=10, weight_warmup_epochs=1, alpha_delay_epochs=1, step_iters=5)
     with pytest.raises(ValueError):
         SearchSchedule(**{**args, **kwargs})

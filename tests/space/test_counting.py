@@ -61,8 +61,10 @@ def test_sizes_are_exact_integers():
     assert len(str(size)) == 205
 
 
-@pytest.mark.parametrize("value,text", [(999, "1.0e3"), (1049, "1.0e3"), (1050, "1.1e3"),
-                                        (7, "7.0e0"), (123456, "1.2e5")])
+@pytest.mark.parametrize(
+    "value,text",
+    [(999, "1.0e3"), (1049, "1.0e3"), (1050, "1.1e3"), (7, "7.0e0"), (123456, "1.2e5")],
+)
 def test_scientific_rounds_like_decimal_arithmetic(value, text):
     assert scientific(value) == text
 

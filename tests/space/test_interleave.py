@@ -79,7 +79,16 @@ def test_group_errors():
 
 def test_edges_of_the_space():
     space = LChainSpace(3, (5,))
-    assert space.edges(0) == [(0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3), (1, 4), (2, 4),
-                              (3, 4)]
+    assert space.edges(0) == [
+        (0, 1),
+        (0, 2),
+        (1, 2),
+        (0, 3),
+        (1, 3),
+        (2, 3),
+        (1, 4),
+        (2, 4),
+        (3, 4),
+    ]
     # G_1 = {1, 4}: the backbone plus every edge into nodes 1 and 4.
     assert sub_supernet_edges(space, 0, 1) == [(0, 1), (1, 2), (2, 3), (1, 4), (2, 4), (3, 4)]
