@@ -241,8 +241,7 @@ class Supernet(nn.Module):
         for s, stage in enumerate(self.stages):
             if s > 0:
                 x = self.reductions[s - 1](x)
-            beta, alpha = self.stage_logits(s)
-            gate = (torch.sigmoid(beta)[..., None] * torch.sigmoid(alpha)).reshape(-1)
+            gate = self.stage_gates(s)
             weights = [gate[index] for index in plans[s].gate_index]
             x = stage.run(x, plans[s].steps, weights, self.mix)
         return self.head(x)
@@ -263,6 +262,15 @@ class Supernet(nn.Module):
             betas.append(gates.beta if learns and act.learn_beta else gates.beta.detach())
             alphas.append(gates.alpha if learns and act.learn_alpha else gates.alpha.detach())
         return torch.cat(betas), torch.cat(alphas)
+
+    def stage_gates(self, stage: int) -> torch.Tensor:
+        """Gate of every `(edge, op)` of a stage, flat, in the order the plans index:
+        `sigmoid(beta)[..., None] * sigmoid(alpha)` over `stage_logits`.
+
+        Other parameterizations of the same space (DARTS' softmax, say) override this.
+        """
+        beta, alpha = self.stage_logits(stage)
+        return (torch.sigmoid(beta)[..., None] * torch.sigmoid(alpha)).reshape(-1)
 
     def stage_masks(self, stage: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Edge and op masks of a stage, in the layout of `stage_logits`."""
