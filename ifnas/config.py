@@ -87,6 +87,20 @@ class SearchConfig:
         derive: `all` keeps every live edge and op, `keep_one` the strongest input per node.
         bn_calibration_batches: training batches that re-estimate the supernet's BN
             statistics before each validation (the supernet's training mixes sub-supernets).
+        interleaved_edges: `ifnas` only: edges that interleave with the sampled group, added
+            (gates frozen) to every sub-supernet in each stage; 0 is IF-NAS, 1 to 3 the
+            paper's Table 5 ablation (`ifnas.search.interleaved`).
+        goldnas_mu: `goldnas`: initial weight of GOLD-NAS's resource-aware penalty, raised
+            by `mu_growth` when a cycle prunes nothing (`ifnas.search.strategies.goldnas`).
+        goldnas_skip_cost: `goldnas`: cost of an op in that penalty on top of its MAdds (as a
+            fraction of the costliest `sep_conv_3x3`), so that free ops are pushed too.
+        darts_arch_lr, darts_arch_weight_decay: `darts`, `pcdarts`: Adam on the architecture
+            (DARTS: 3e-4 and 1e-3, betas (0.5, 0.999)).
+        darts_split: `darts`, `pcdarts`: fraction of the training set held out for the
+            architecture step of the bi-level optimization (DARTS: half); the validation set
+            that reports accuracy is never touched.
+        pc_k: `pcdarts`: 1/K of the channels go through the ops (PC-DARTS: 4); the widths
+            must be divisible by K.
     """
 
     epochs: int = 50
@@ -109,6 +123,13 @@ class SearchConfig:
     alpha_init: float = 0.0
     derive: str = "all"
     bn_calibration_batches: int = 10
+    interleaved_edges: int = 0
+    goldnas_mu: float = 0.05
+    goldnas_skip_cost: float = 0.1
+    darts_arch_lr: float = 3e-4
+    darts_arch_weight_decay: float = 1e-3
+    darts_split: float = 0.5
+    pc_k: int = 4
 
 
 @dataclass
@@ -132,13 +153,29 @@ class RetrainConfig:
 
 
 @dataclass
+class CompareConfig:
+    """`ifnas compare`: which strategies, how many seeds (each overridable on the command line).
+
+    Attributes:
+        strategies: strategies to run, in the order of the table's rows.
+        seeds: runs per strategy, with seeds `seed, seed + 1, ...`.
+    """
+
+    strategies: list[str] = field(
+        default_factory=lambda: ["ifnas", "wo_if", "goldnas", "darts", "pcdarts", "random"]
+    )
+    seeds: int = 4
+
+
+@dataclass
 class Config:
     """A whole run: data, space and network, search, retrain.
 
     Attributes:
         seed: seeds weights, data order and every random choice of the run.
-        strategy: the search strategy (`ifnas`).
+        strategy: the search strategy, one of `STRATEGIES` (`ifnas.search.strategies`).
         device: `auto` (CUDA when available), `cpu` or `cuda`.
+        compare: settings of `ifnas compare` (not read by a single run).
     """
 
     seed: int = 0
@@ -148,6 +185,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     retrain: RetrainConfig = field(default_factory=RetrainConfig)
+    compare: CompareConfig = field(default_factory=CompareConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -156,7 +194,7 @@ class Config:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
-STRATEGIES = ("ifnas",)
+STRATEGIES = ("ifnas", "wo_if", "goldnas", "darts", "pcdarts", "random")
 DATASETS = ("digits", "cifar10", "cifar100", "imagefolder")
 
 _SUFFIX = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9}
@@ -359,6 +397,42 @@ def validate(config: Config) -> None:
         s.bn_calibration_batches >= 1,
         f"search.bn_calibration_batches: expected >= 1, got {s.bn_calibration_batches}",
     )
+    need(
+        s.interleaved_edges >= 0,
+        f"search.interleaved_edges: expected >= 0, got {s.interleaved_edges}",
+    )
+    need(
+        s.interleaved_edges == 0 or config.strategy == "ifnas",
+        f"search.interleaved_edges: the interleaving ablation adds edges to IF-NAS's "
+        f"sub-supernets; it needs strategy=ifnas, got strategy={config.strategy}",
+    )
+    need(
+        s.goldnas_mu >= 0 and s.goldnas_skip_cost >= 0,
+        "search.goldnas_mu and search.goldnas_skip_cost: expected >= 0",
+    )
+    need(s.darts_arch_lr > 0, f"search.darts_arch_lr: expected > 0, got {s.darts_arch_lr}")
+    need(
+        s.darts_arch_weight_decay >= 0,
+        f"search.darts_arch_weight_decay: expected >= 0, got {s.darts_arch_weight_decay}",
+    )
+    need(0 < s.darts_split < 1, f"search.darts_split: expected in (0, 1), got {s.darts_split}")
+    need(s.pc_k >= 1, f"search.pc_k: expected an integer >= 1, got {s.pc_k}")
+    need(
+        config.strategy != "pcdarts" or m.width % s.pc_k == 0,
+        f"model.width: pcdarts sends 1/{s.pc_k} of the channels through the ops, so the "
+        f"width must be divisible by search.pc_k={s.pc_k}; got {m.width}",
+    )
+    c = config.compare
+    need(
+        len(c.strategies) >= 1 and all(name in STRATEGIES for name in c.strategies),
+        f"compare.strategies: expected a non-empty list from {list(STRATEGIES)}, "
+        f"got {c.strategies}",
+    )
+    need(
+        len(set(c.strategies)) == len(c.strategies),
+        f"compare.strategies: a strategy is listed twice in {c.strategies}",
+    )
+    need(c.seeds >= 1, f"compare.seeds: expected >= 1, got {c.seeds}")
     need(r.epochs >= 0, f"retrain.epochs: expected >= 0, got {r.epochs}")
     need(
         0 <= r.label_smoothing < 1,

@@ -29,10 +29,8 @@ from ifnas.genotype import Genotype
 from ifnas.metrics import MaddsTable, genotype_cost
 from ifnas.nn.derived import DerivedNetwork
 from ifnas.nn.macro import MacroConfig
-from ifnas.nn.supernet import Supernet
 from ifnas.plots import plot_genotype
-from ifnas.search.derive import derive
-from ifnas.search.loop import SearchLoop
+from ifnas.search.strategies import get_strategy
 from ifnas.space.lchain import LChainSpace
 from ifnas.train.retrain import RetrainLoop
 
@@ -41,7 +39,7 @@ _logger = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"
 
 # Settings a resumed run may change: they do not alter what is computed.
-RESUME_FREE = ("device", "data.workers", "data.root")
+RESUME_FREE = ("device", "data.workers", "data.root", "compare.strategies", "compare.seeds")
 
 Progress = Callable[[str, int], contextlib.AbstractContextManager]
 
@@ -177,19 +175,14 @@ def run_search(
 
 def _search(cfg, out, data, space, macro, device, writer, checkpoint, progress):
     seed_everything(cfg.seed)
-    supernet = Supernet(
-        space,
-        macro,
-        beta_init=cfg.search.beta_init,
-        alpha_init=cfg.search.alpha_init,
-        mixing=cfg.model.mixing,
-    ).to(device)
+    strategy = get_strategy(cfg.strategy)
+    supernet = strategy.build_supernet(cfg, space, macro).to(device)
     train_loader = make_loader(data.train, cfg.data.batch_size, True, cfg.seed, cfg.data.workers)
     val_loader = make_loader(data.val, cfg.data.batch_size, False, cfg.seed, cfg.data.workers)
     calibration_loader = make_loader(
         data.train, cfg.data.batch_size, False, cfg.seed, cfg.data.workers
     )
-    loop = SearchLoop(supernet, cfg.search, train_loader, device, writer)
+    loop = strategy.build_loop(supernet, cfg, train_loader, device, writer)
     val_top1 = None
     if checkpoint is not None:
         loop.load_state_dict(checkpoint["search"])
@@ -206,7 +199,8 @@ def _search(cfg, out, data, space, macro, device, writer, checkpoint, progress):
     )
 
     while not loop.done:
-        with progress(f"search {loop.epoch + 1}/{cfg.search.epochs}", len(train_loader)) as tick:
+        total = len(loop.train_loader)
+        with progress(f"search {loop.epoch + 1}/{cfg.search.epochs}", total) as tick:
             train = loop.train_epoch(tick)
         val_top1 = loop.evaluate(val_loader, calibration_loader)
         loop.log_epoch(train, val_top1)
@@ -230,7 +224,7 @@ def _search(cfg, out, data, space, macro, device, writer, checkpoint, progress):
             loop.madds / 1e6,
             loop.budget / 1e6,
         )
-    genotype = derive(supernet, cfg.search.derive)
+    genotype = strategy.derive(loop, cfg.search.derive)
     cost = genotype_cost(genotype)
     genotype.save(out / "genotype.json")
     plot_genotype(
@@ -249,11 +243,11 @@ def _search(cfg, out, data, space, macro, device, writer, checkpoint, progress):
         "kept_pairs": genotype.num_kept(),
     }
     _logger.info(
-        "derived: depth %d, %.3fM params, %.3fM MAdds; search val top1 %.4f",
+        "derived: depth %d, %.3fM params, %.3fM MAdds; search val top1 %s",
         cost["depth"],
         cost["params"] / 1e6,
         cost["madds"] / 1e6,
-        val_top1,
+        "-" if val_top1 is None else f"{val_top1:.4f}",  # None: a search without epochs
     )
     return result, genotype
 

@@ -137,7 +137,7 @@ def test_resume_refuses_a_different_config(finished_run):
 )
 def test_errors_come_before_any_training(tmp_path, monkeypatch, overrides, error, message):
     built = []
-    monkeypatch.setattr(run_module, "SearchLoop", lambda *a, **k: built.append(1))
+    monkeypatch.setattr(run_module, "get_strategy", lambda name: built.append(name))
     with pytest.raises(error, match=message):
         run_search(tiny(*overrides), tmp_path / "out")
     assert not built

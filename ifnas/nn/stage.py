@@ -70,17 +70,28 @@ class StageOps(nn.Module):
         states = {0: x}
         relus = {}
         for step, w in zip(steps, weights, strict=True):
-            tensors = []
-            for i, op in step.inputs:
-                if op == SKIP:
-                    tensors.append(states[i])
-                    continue
-                r = relus.get(i)
-                if r is None:
-                    r = relus[i] = F.relu(states[i])
-                tensors.append(self.ops[f"{i}_{step.node}"][op](r))
-            states[step.node] = mix(tensors, w)
+            states[step.node] = self.node_output(step, states, relus, w, mix)
             for i in step.release:
                 states.pop(i, None)
                 relus.pop(i, None)
         return states[steps[-1].node]
+
+    def node_output(
+        self,
+        step: NodeStep,
+        states: dict[int, torch.Tensor],
+        relus: dict[int, torch.Tensor],
+        weights: torch.Tensor | None,
+        mix: Mix,
+    ) -> torch.Tensor:
+        """One node: `mix` of its inputs' op outputs; `relus` caches each source's ReLU."""
+        tensors = []
+        for i, op in step.inputs:
+            if op == SKIP:
+                tensors.append(states[i])
+                continue
+            r = relus.get(i)
+            if r is None:
+                r = relus[i] = F.relu(states[i])
+            tensors.append(self.ops[f"{i}_{step.node}"][op](r))
+        return mix(tensors, weights)

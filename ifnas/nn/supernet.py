@@ -39,6 +39,9 @@ class Activation:
             `lam` runs the sub-supernet `S_lam`: the backbone plus every live edge into `G_lam`.
         learn_beta: whether the edge gates of the learning groups get gradients.
         learn_alpha: whether the op gates of the learning groups get gradients.
+        interleaved: live edges `(stage, i, j)` with `j` outside `G_lam` added to `S_lam` with
+            their gates frozen: the interleaving ablation of the paper's Table 5 and Figure 1
+            (`ifnas.search.interleaved`). Empty for IF-NAS itself.
 
     The learning groups are `G_lam` alone in `S_lam`, and every group when `group` is `None`.
     """
@@ -46,6 +49,7 @@ class Activation:
     group: int | None = None
     learn_beta: bool = False
     learn_alpha: bool = False
+    interleaved: tuple[tuple[int, int, int], ...] = ()
 
     def learns(self, lam: int) -> bool:
         return self.group is None or self.group == lam
@@ -109,7 +113,9 @@ class Supernet(nn.Module):
         self.mixing = mixing
 
         self.stem = Stem(macro.in_channels, macro.width, macro.stem_strides)
-        self.stages = nn.ModuleList(StageOps(space.edges(s), widths[s]) for s in range(num_stages))
+        self.stages = nn.ModuleList(
+            self.make_stage_ops(space.edges(s), widths[s]) for s in range(num_stages)
+        )
         self.reductions = nn.ModuleList(Reduction(widths[s - 1]) for s in range(1, num_stages))
         self.head = Head(widths[-1], macro.num_classes)
 
@@ -128,6 +134,10 @@ class Supernet(nn.Module):
         self._activation = Activation()
         self._plans: dict[int | None, list[_StagePlan]] = {}
         self._live: list[dict[int, tuple[tuple[int, str], ...]]] | None = None
+
+    def make_stage_ops(self, edges: list[tuple[int, int]], channels: int) -> StageOps:
+        """The ops of one stage (PC-DARTS builds partial-channel ones instead)."""
+        return StageOps(edges, channels)
 
     # ---- parameters ------------------------------------------------------------------------
 
@@ -157,6 +167,8 @@ class Supernet(nn.Module):
             raise ValueError(
                 f"group must be None or in [0, {self.space.L}), got {activation.group}"
             )
+        if activation.interleaved and activation.group is None:
+            raise ValueError("interleaved edges are added to a sub-supernet: group must be set")
         self._activation = activation
 
     def _apply(self, fn, recurse=True):
@@ -195,15 +207,21 @@ class Supernet(nn.Module):
         return live
 
     def _plan(self) -> list[_StagePlan]:
-        group = self._activation.group
-        plans = self._plans.get(group)
+        group, interleaved = self._activation.group, self._activation.interleaved
+        key = (group, interleaved) if interleaved else group
+        plans = self._plans.get(key)
         if plans is None:
-            plans = self._plans[group] = [
-                self._build_plan(s, group) for s in range(len(self.space.stages))
+            if len(self._plans) > 64:  # interleaved edges are drawn anew every step
+                self._plans = {}
+            plans = self._plans[key] = [
+                self._build_plan(s, group, tuple((i, j) for t, i, j in interleaved if t == s))
+                for s in range(len(self.space.stages))
             ]
         return plans
 
-    def _build_plan(self, stage: int, group: int | None) -> _StagePlan:
+    def _build_plan(
+        self, stage: int, group: int | None, interleaved: tuple[tuple[int, int], ...] = ()
+    ) -> _StagePlan:
         n, L = self.space.stages[stage], self.space.L
         live = self.live_inputs(stage)
         if n - 1 not in live:
@@ -217,6 +235,14 @@ class Supernet(nn.Module):
                 # Outside G_lam a node runs on its backbone: the nearest live input edge.
                 nearest = max(i for i, _ in pairs)
                 active[j] = tuple(p for p in pairs if p[0] == nearest)
+        for i, j in interleaved:
+            added = tuple(p for p in live.get(j, ()) if p[0] == i)
+            if not added or (group is not None and j % L == group):
+                raise ValueError(
+                    f"interleaved edge ({i}, {j}) of stage {stage} must be live and end "
+                    f"outside G_{group}"
+                )
+            active[j] = tuple(sorted(set(active[j]) | set(added)))
 
         needed = {n - 1}
         for j in range(n - 1, 0, -1):
@@ -241,10 +267,14 @@ class Supernet(nn.Module):
         for s, stage in enumerate(self.stages):
             if s > 0:
                 x = self.reductions[s - 1](x)
-            gate = self.stage_gates(s)
-            weights = [gate[index] for index in plans[s].gate_index]
+            weights = self.step_weights(s, plans[s].gate_index)
             x = stage.run(x, plans[s].steps, weights, self.mix)
         return self.head(x)
+
+    def step_weights(self, stage: int, gate_index: tuple[torch.Tensor, ...]) -> list:
+        """What each node step of a plan hands its mix: the gates of its `(input, op)` pairs."""
+        gate = self.stage_gates(stage)
+        return [gate[index] for index in gate_index]
 
     # ---- gates -----------------------------------------------------------------------------
 

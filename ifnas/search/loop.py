@@ -116,7 +116,7 @@ class SearchLoop:
         count = 0
         for x, y in self.train_loader:
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-            activation = self.schedule.activation(self.global_iter)
+            activation = self.activation_for(self.global_iter)
             net.activate(activation)
             learning = activation.learn_beta or activation.learn_alpha
 
@@ -125,12 +125,7 @@ class SearchLoop:
             loss = ce
             reg = torch.zeros((), device=self.device)
             if learning:
-                reg = discretization_loss(
-                    net,
-                    self.mu_scale * self.cfg.mu1,
-                    self.mu_scale * self.cfg.mu2,
-                    self.cfg.detach_mean,
-                )
+                reg = self.regularizer()
                 loss = ce + reg
 
             self.weight_optimizer.zero_grad(set_to_none=True)
@@ -163,6 +158,19 @@ class SearchLoop:
                 break
         self.epoch += 1
         return {k: v / max(count, 1) for k, v in totals.items()}
+
+    def activation_for(self, global_iter: int) -> Activation:
+        """The `Activation` of an iteration: the schedule's (strategies may add to it)."""
+        return self.schedule.activation(global_iter)
+
+    def regularizer(self) -> torch.Tensor:
+        """The term added to cross entropy while gates learn: eq. 3, scaled by `mu_scale`."""
+        return discretization_loss(
+            self.supernet,
+            self.mu_scale * self.cfg.mu1,
+            self.mu_scale * self.cfg.mu2,
+            self.cfg.detach_mean,
+        )
 
     def _prune(self) -> None:
         report = prune(self.supernet, self.cfg.prune_threshold)

@@ -60,7 +60,11 @@ def _below_threshold(supernet: Supernet, threshold: float) -> list[tuple[float, 
     return found
 
 
-def _output_reachable_without(supernet: Supernet, item: tuple) -> bool:
+def output_reachable_without(supernet: Supernet, item: tuple) -> bool:
+    """Whether stage `item[0]` keeps a live path to its output once `item` is removed.
+
+    `item` is an edge `(stage, i, j)` or an op `(stage, i, j, op)`.
+    """
     s = item[0]
     n = supernet.space.stages[s]
     sources = {}
@@ -98,7 +102,7 @@ def prune(supernet: Supernet, threshold: float) -> PruneReport:
             continue  # already gone with its node
         if len(item) == 4 and (i, item[3]) not in live:
             continue
-        if not _output_reachable_without(supernet, item):
+        if not output_reachable_without(supernet, item):
             report.guarded.append(item)
             _logger.warning(
                 "kept %s (gate %.4f): it carries the last path of stage %d to its output",
