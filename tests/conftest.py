@@ -23,3 +23,30 @@ def make_supernet(L=3, stages=(7, 6), macro=None, seed=0, **kwargs) -> Supernet:
 @pytest.fixture
 def supernet() -> Supernet:
     return make_supernet()
+
+
+def reference_forward(net, x, node):
+    """Logits of `net` with every live edge active, each node computed by `node`.
+
+    `node(s, j, pairs, states, stage)` returns node `j` of stage `s` from the outputs `states`
+    of the nodes before it; stem, reductions and head are `net`'s own. An independent,
+    unplanned execution to test a supernet's mixing against.
+    """
+    x = net.stem(x)
+    for s, stage in enumerate(net.stages):
+        if s > 0:
+            x = net.reductions[s - 1](x)
+        live = net.live_inputs(s)
+        states = {0: x}
+        for j in range(1, net.space.stages[s]):
+            if j in live:
+                states[j] = node(s, j, live[j], states, stage)
+        x = states[net.space.stages[s] - 1]
+    return net.head(x)
+
+
+def op_output(stage, i, j, op, x):
+    """What op `op` of edge `(i, j)` makes of its source's output `x` (ReLU before sep_conv)."""
+    if op == "skip_connect":
+        return x
+    return stage.ops[f"{i}_{j}"][op](torch.relu(x))
