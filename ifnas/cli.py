@@ -79,13 +79,22 @@ def _cmd_search(args) -> int:
 
 
 def _cmd_space(args) -> int:
+    from ifnas.space.cells import darts_space_size, goldnas_space_size
     from ifnas.space.counting import lchain_size, scientific
     from ifnas.space.lchain import LChainSpace
 
-    print(f"{'space':<12}{'architectures':>16}   stages {list(args.stages)}")
+    print(f"{'space':<12}{'architectures':>16}")
+    print(
+        f"{'DARTS':<12}{scientific(darts_space_size()):>16}   normal and reduction cell, "
+        f"4 nodes of 2 inputs, 7 ops"
+    )
+    print(
+        f"{'GOLD-NAS':<12}{scientific(goldnas_space_size()):>16}   14 cells, 4 nodes of any "
+        f"inputs, 2 ops"
+    )
     for L in args.L:
         size = lchain_size(LChainSpace(L, tuple(args.stages)))
-        print(f"{f'{L}-chain':<12}{scientific(size):>16}")
+        print(f"{f'{L}-chain':<12}{scientific(size):>16}   stages {list(args.stages)}, 2 ops")
     return 0
 
 
@@ -132,7 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     search.set_defaults(func=_cmd_search)
 
-    space = sub.add_parser("space", help="count the architectures of L-chain spaces")
+    space = sub.add_parser(
+        "space", help="count the architectures of the spaces of the paper's Table 1"
+    )
     space.add_argument("--L", type=int, nargs="+", default=[4, 6, 8], help="values of L")
     space.add_argument(
         "--stages", type=int, nargs="+", default=[18, 20, 18], help="node count of each stage"
