@@ -1,4 +1,4 @@
-"""Command line: `ifnas search`, `ifnas space`, `ifnas show`."""
+"""Command line: `ifnas search`, `ifnas compare`, `ifnas diagnose`, `ifnas space`, `ifnas show`."""
 
 import argparse
 import contextlib
@@ -78,6 +78,30 @@ def _cmd_search(args) -> int:
     return 0
 
 
+def _cmd_compare(args) -> int:
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from ifnas.compare import run_compare
+    from ifnas.config import load_config
+
+    overrides = list(args.overrides)
+    if args.strategies:
+        overrides.append(f"compare.strategies=[{', '.join(args.strategies)}]")
+    if args.seeds is not None:
+        overrides.append(f"compare.seeds={args.seeds}")
+    cfg = load_config(args.config, overrides)
+    out = Path(args.out) if args.out else Path("runs") / f"compare-{Path(args.config).stem}"
+    _setup_logging(out / "log.txt")
+    with logging_redirect_tqdm():
+        results = run_compare(cfg, out, progress=_tqdm_progress)
+    print((out / "table.md").read_text())
+    print(
+        f"{len(results['runs'])} runs in {results['wall_s']:.0f} s; outputs in {out.resolve()}/: "
+        f"table.md, results.json, architectures.png, <strategy>/seed<k>/"
+    )
+    return 0
+
+
 def _cmd_space(args) -> int:
     from ifnas.space.cells import darts_space_size, goldnas_space_size
     from ifnas.space.counting import lchain_size, scientific
@@ -140,6 +164,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="dotted config overrides, e.g. search.epochs=2",
     )
     search.set_defaults(func=_cmd_search)
+
+    compare = sub.add_parser(
+        "compare", help="run several strategies with several seeds and tabulate them"
+    )
+    compare.add_argument("--config", required=True, help="YAML config of every run")
+    compare.add_argument(
+        "--strategies", nargs="+", help="strategies to compare (default: compare.strategies)"
+    )
+    compare.add_argument("--seeds", type=int, help="runs per strategy (default: compare.seeds)")
+    compare.add_argument(
+        "--out",
+        help="folder of the comparison (default: runs/compare-<config>); finished "
+        "runs in it are read back, interrupted ones resumed",
+    )
+    compare.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="dotted config overrides"
+    )
+    compare.set_defaults(func=_cmd_compare)
 
     space = sub.add_parser(
         "space", help="count the architectures of the spaces of the paper's Table 1"

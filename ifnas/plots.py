@@ -3,7 +3,7 @@
 import logging
 from pathlib import Path
 
-from ifnas.genotype import Genotype
+from ifnas.genotype import Genotype, StageGenotype
 from ifnas.space.lchain import OPS
 
 _logger = logging.getLogger(__name__)
@@ -22,7 +22,6 @@ def plot_genotype(genotype: Genotype, path: str | Path, title: str | None = None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
-    from matplotlib.patches import Arc
 
     stages = genotype.stages
     widest = max(stage.nodes for stage in stages)
@@ -33,45 +32,7 @@ def plot_genotype(genotype: Genotype, path: str | Path, title: str | None = None
         squeeze=False,
     )
     for s, (stage, ax) in enumerate(zip(stages, axes[:, 0], strict=True)):
-        reach = genotype.L + 1
-        for j, pairs in stage.inputs.items():
-            for i, op in pairs:
-                above = op == OPS[0]
-                span = j - i
-                ax.add_patch(
-                    Arc(
-                        ((i + j) / 2, 0),
-                        span,
-                        span * 0.9,
-                        theta1=0 if above else 180,
-                        theta2=180 if above else 360,
-                        color=OP_COLORS[op],
-                        lw=1.4,
-                    )
-                )
-        kept = {0} | set(stage.inputs)
-        xs = list(range(stage.nodes))
-        ax.scatter(
-            [x for x in xs if x in kept], [0] * len(kept & set(xs)), s=36, zorder=3, color="black"
-        )
-        dropped = [x for x in xs if x not in kept]
-        ax.scatter(
-            dropped, [0] * len(dropped), s=36, zorder=3, facecolors="white", edgecolors="grey"
-        )
-        for x in xs:
-            ax.annotate(
-                str(x),
-                (x, 0),
-                xytext=(0, -9),
-                textcoords="offset points",
-                ha="center",
-                va="top",
-                fontsize=7,
-                color="dimgrey",
-            )
-        ax.set_xlim(-0.7, widest - 0.3)
-        ax.set_ylim(-0.5 * reach, 0.5 * reach)
-        ax.set_axis_off()
+        _draw_stage(ax, stage, genotype.L, widest)
         ax.set_title(
             f"stage {s}: {len(stage.inputs)}/{stage.nodes - 1} nodes kept, depth {stage.depth()}",
             fontsize=9,
@@ -86,5 +47,93 @@ def plot_genotype(genotype: Genotype, path: str | Path, title: str | None = None
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
+    plt.close(fig)
+    _logger.info("wrote %s", path)
+
+
+def _draw_stage(ax, stage: StageGenotype, L: int, widest: int) -> None:
+    """One stage on `ax`: nodes left to right, `sep_conv_3x3` arcs above, `skip_connect` below."""
+    from matplotlib.patches import Arc
+
+    reach = L + 1
+    for j, pairs in stage.inputs.items():
+        for i, op in pairs:
+            above = op == OPS[0]
+            span = j - i
+            ax.add_patch(
+                Arc(
+                    ((i + j) / 2, 0),
+                    span,
+                    span * 0.9,
+                    theta1=0 if above else 180,
+                    theta2=180 if above else 360,
+                    color=OP_COLORS[op],
+                    lw=1.4,
+                )
+            )
+    kept = {0} | set(stage.inputs)
+    xs = list(range(stage.nodes))
+    ax.scatter(
+        [x for x in xs if x in kept], [0] * len(kept & set(xs)), s=36, zorder=3, color="black"
+    )
+    dropped = [x for x in xs if x not in kept]
+    ax.scatter(dropped, [0] * len(dropped), s=36, zorder=3, facecolors="white", edgecolors="grey")
+    for x in xs:
+        ax.annotate(
+            str(x),
+            (x, 0),
+            xytext=(0, -9),
+            textcoords="offset points",
+            ha="center",
+            va="top",
+            fontsize=7,
+            color="dimgrey",
+        )
+    ax.set_xlim(-0.7, widest - 0.3)
+    ax.set_ylim(-0.5 * reach, 0.5 * reach)
+    ax.set_axis_off()
+
+
+def plot_genotype_grid(
+    columns: dict[str, list[tuple[str, Genotype]]], path: str | Path, title: str = ""
+) -> None:
+    """Genotypes side by side: one column per name (a strategy), one block of stage rows per
+    entry of its list (a seed), each entry `(caption, genotype)`; empty entries stay blank."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    entries = [g for runs in columns.values() for _, g in runs]
+    if not entries:
+        raise ValueError("plot_genotype_grid: no genotype to draw")
+    num_stages = max(len(g.stages) for g in entries)
+    blocks = max(len(runs) for runs in columns.values())
+    widest = max(stage.nodes for g in entries for stage in g.stages)
+    fig, axes = plt.subplots(
+        blocks * num_stages,
+        len(columns),
+        figsize=(max(3.0, 0.3 * widest + 0.8) * len(columns), 1.0 * blocks * num_stages + 1.0),
+        squeeze=False,
+    )
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for c, (name, runs) in enumerate(columns.items()):
+        for b, (caption, genotype) in enumerate(runs):
+            for s, stage in enumerate(genotype.stages):
+                ax = axes[b * num_stages + s, c]
+                _draw_stage(ax, stage, genotype.L, widest)
+                if s == 0:
+                    head = f"{name}\n" if b == 0 else ""
+                    ax.set_title(f"{head}{caption}", fontsize=8, loc="left")
+    handles = [Line2D([], [], color=c, lw=2, label=op) for op, c in OP_COLORS.items()]
+    fig.legend(handles=handles, loc="lower right", fontsize=8, frameon=False, ncols=2)
+    if title:
+        fig.suptitle(title, fontsize=9, x=0.02, ha="left")
+    fig.tight_layout(rect=(0, 0.03, 1, 0.97))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     _logger.info("wrote %s", path)

@@ -1,0 +1,106 @@
+"""`ifnas compare`: runs, skips finished runs, aggregates, writes table and figure."""
+
+import json
+import statistics
+
+import pytest
+
+import ifnas.compare as compare_module
+from ifnas.cli import main
+from ifnas.compare import aggregate, markdown_table, run_compare
+from ifnas.config import ConfigError, load_config
+from tests.test_run import TINY
+
+COMPARE = TINY + [
+    "search.budget_madds=50K",
+    "search.epochs=4",
+    "retrain.epochs=1",
+    "compare.strategies=[ifnas, random]",
+    "compare.seeds=2",
+    "seed=3",
+]
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory):
+    out = tmp_path_factory.mktemp("compare")
+    return out, run_compare(load_config(None, COMPARE), out)
+
+
+@pytest.mark.slow
+def test_every_run_and_every_output(compared):
+    out, results = compared
+    assert [(r["strategy"], r["seed"]) for r in results["runs"]] == [
+        ("ifnas", 3),
+        ("ifnas", 4),
+        ("random", 3),
+        ("random", 4),
+    ]
+    for name in ("results.json", "table.md", "architectures.png"):
+        assert (out / name).is_file()
+    for strategy in ("ifnas", "random"):
+        for seed in (3, 4):
+            assert (out / strategy / f"seed{seed}" / "genotype.json").is_file()
+    assert json.loads((out / "results.json").read_text())["rows"] == results["rows"]
+    table = (out / "table.md").read_text()
+    assert table.count("\n| ifnas |") == 1 and table.count("\n| random |") == 1
+
+
+@pytest.mark.slow
+def test_finished_runs_are_read_back_not_rerun(compared, monkeypatch):
+    out, results = compared
+    monkeypatch.setattr(compare_module, "run_search", lambda *a, **k: pytest.fail("reran"))
+    again = run_compare(load_config(None, COMPARE), out)
+    assert again["runs"] == results["runs"]
+    with pytest.raises(ConfigError, match="finished run of another config"):
+        run_compare(load_config(None, COMPARE + ["retrain.epochs=2"]), out)
+
+
+@pytest.mark.slow
+def test_an_interrupted_run_is_resumed(tmp_path, monkeypatch):
+    calls = []
+    real = compare_module.run_search
+
+    def flaky(cfg, out, resume=False, **kwargs):
+        calls.append((cfg.strategy, cfg.seed, resume))
+        if len(calls) == 2:
+            (out / "checkpoint.pt").parent.mkdir(parents=True, exist_ok=True)
+            real(cfg, out, **kwargs)
+            (out / "summary.json").unlink()  # as if killed after its last checkpoint
+            raise KeyboardInterrupt
+        return real(cfg, out, resume=resume, **kwargs)
+
+    monkeypatch.setattr(compare_module, "run_search", flaky)
+    cfg = load_config(None, COMPARE + ["compare.strategies=[random]"])
+    with pytest.raises(KeyboardInterrupt):
+        run_compare(cfg, tmp_path)
+    run_compare(cfg, tmp_path)
+    assert calls == [("random", 3, False), ("random", 4, False), ("random", 4, True)]
+
+
+def test_aggregate_by_hand():
+    runs = [
+        {
+            "depth": d,
+            "params": p,
+            "madds": m,
+            "retrain_val_top1": a,
+            "budget_met": b,
+            "search_epochs": 3,
+        }
+        for d, p, m, a, b in [(10, 100, 5, 0.9, True), (14, 300, 7, 0.8, False)]
+    ]
+    row = aggregate("x", runs)
+    assert row["depth"] == [12, statistics.stdev([10, 14])]
+    assert row["top1_err"] == pytest.approx([15.0, statistics.stdev([10.0, 20.0])])
+    assert row["depths"] == [10, 14] and row["budget_met"] == 1
+    table = markdown_table([row], load_config(None, COMPARE))
+    assert "| x | 12.0 ± 2.8 | 0.2 ± 0.1 | 0.0 ± 0.0 | 15.00 ± 7.07 | 10/14 | 1/2 | 3.0 |" in table
+
+
+def test_cli_errors(tmp_path, capsys):
+    argv = ["compare", "--config", "configs/digits.yaml", "--out", str(tmp_path)]
+    assert main(argv + ["--strategies", "ifnas", "enas"]) == 2
+    assert "compare.strategies" in capsys.readouterr().err
+    assert main(argv + ["--seeds", "0"]) == 2
+    assert "compare.seeds: expected >= 1" in capsys.readouterr().err
