@@ -102,6 +102,32 @@ def _cmd_compare(args) -> int:
     return 0
 
 
+def _cmd_diagnose(args) -> int:
+    from ifnas.config import load_config
+    from ifnas.diagnose import DiagnoseSettings, run_diagnose
+
+    cfg = load_config(args.config, args.overrides)
+    settings = DiagnoseSettings(
+        stage=args.stage,
+        node=args.node,
+        candidates=tuple(args.candidates),
+        settings=tuple(args.settings),
+        warmup_epochs=args.warmup_epochs,
+        epochs=args.epochs,
+        record_every=args.record_every,
+    )
+    out = (
+        Path(args.out) if args.out else Path("runs") / f"diagnose-{time.strftime('%Y%m%d-%H%M%S')}"
+    )
+    _setup_logging(out / "log.txt")
+    results = run_diagnose(cfg, settings, out)
+    for setting in results["settings"]:
+        final = {k: round(v[-1], 3) for k, v in setting["gates"].items()}
+        print(f"{setting['setting']} interleaved {setting['interleaved']}: final gates {final}")
+    print(f"outputs in {out.resolve()}/: curves.json, curves.png")
+    return 0
+
+
 def _cmd_space(args) -> int:
     from ifnas.space.cells import darts_space_size, goldnas_space_size
     from ifnas.space.counting import lchain_size, scientific
@@ -182,6 +208,30 @@ def build_parser() -> argparse.ArgumentParser:
         "overrides", nargs="*", metavar="key=value", help="dotted config overrides"
     )
     compare.set_defaults(func=_cmd_compare)
+
+    diagnose = sub.add_parser(
+        "diagnose",
+        help="the paper's Figure 1: one node's candidate inputs with 0 to 3 interleaved edges",
+    )
+    diagnose.add_argument(
+        "--config", default=None, help="YAML config: data, model, search.lr, search.arch_lr"
+    )
+    diagnose.add_argument("--out", help="output folder (default: runs/diagnose-<time>)")
+    diagnose.add_argument("--stage", type=int, default=0, help="stage of the node")
+    diagnose.add_argument("--node", type=int, default=8, help="the node whose inputs compete")
+    diagnose.add_argument(
+        "--candidates", type=int, nargs="+", default=[1, 3, 6], help="precursor distances"
+    )
+    diagnose.add_argument(
+        "--settings", type=int, nargs="+", default=[0, 1, 2, 3], help="interleaved edges added"
+    )
+    diagnose.add_argument("--warmup-epochs", type=int, default=5, help="weights alone")
+    diagnose.add_argument("--epochs", type=int, default=20, help="weights and candidate gates")
+    diagnose.add_argument("--record-every", type=int, default=5, help="iterations per record")
+    diagnose.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="dotted config overrides"
+    )
+    diagnose.set_defaults(func=_cmd_diagnose)
 
     space = sub.add_parser(
         "space", help="count the architectures of the spaces of the paper's Table 1"

@@ -137,3 +137,41 @@ def plot_genotype_grid(
     fig.savefig(path, dpi=100)
     plt.close(fig)
     _logger.info("wrote %s", path)
+
+
+def plot_gate_curves(results: dict, path: str | Path) -> None:
+    """The diagnostic's gate curves (`ifnas.diagnose`), one panel per setting, side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    settings = results["settings"]
+    fig, axes = plt.subplots(1, len(settings), figsize=(3.6 * len(settings), 3.2), squeeze=False)
+    shades = plt.get_cmap("Reds")
+    names = results["candidates"]
+    for ax, setting in zip(axes[0], settings, strict=True):
+        for k, name in enumerate(names):
+            # the nearer the input, the darker the line (as in the paper's Figure 5)
+            color = shades(0.9 - 0.55 * k / max(len(names) - 1, 1))
+            ax.plot(setting["iters"], setting["gates"][name], color=color, lw=1.6, label=name)
+        ax.axvline(setting["warmup_iters"], color="grey", lw=0.8, ls=":")
+        added = ", ".join(f"({a}, {b})" for a, b in setting["interleaved"]) or "none"
+        ax.set_title(f"{setting['setting']} interleaved: {added}", fontsize=9)
+        ax.set_xlabel("iteration", fontsize=8)
+        ax.set_ylim(0, 1)
+        ax.tick_params(labelsize=7)
+    axes[0, 0].set_ylabel("edge gate sigmoid(beta)", fontsize=8)
+    axes[0, 0].legend(fontsize=8, frameon=False)
+    fig.suptitle(
+        f"node {results['node']} of stage {results['stage']}: its candidate inputs",
+        fontsize=10,
+        x=0.02,
+        ha="left",
+    )
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    _logger.info("wrote %s", path)
