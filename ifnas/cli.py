@@ -149,12 +149,27 @@ def _cmd_space(args) -> int:
 
 
 def _cmd_show(args) -> int:
-    from ifnas.genotype import Genotype
+    from ifnas.cell_genotype import CellGenotype, cell_depth
     from ifnas.metrics import genotype_cost
     from ifnas.plots import plot_genotype
+    from ifnas.spaces import load_genotype, plot_any
 
-    genotype = Genotype.load(args.genotype)
+    genotype = load_genotype(args.genotype)
     cost = genotype_cost(genotype)
+    if isinstance(genotype, CellGenotype):
+        space = genotype.space
+        print(
+            f"{space.kind}, cells {list(space.cells)}, depth {cost['depth']:g}, "
+            f"{cost['params']:,} params, {cost['madds']:,} MAdds"
+        )
+        for k, slot in enumerate(genotype.slots):
+            print(f"cell {k} ({space.slot_kind(k)}): depth {cell_depth(slot)}")
+            for j in sorted(slot):
+                print(f"  node {j} <- " + ", ".join(f"{i}:{op}" for i, op in slot[j]))
+        out = Path(args.out) if args.out else Path(args.genotype).with_suffix(".png")
+        plot_any(genotype, out)
+        print(f"picture: {out}")
+        return 0
     print(
         f"L = {genotype.L}, depth {cost['depth']}, {cost['params']:,} params, "
         f"{cost['madds']:,} MAdds at {genotype.macro.input_size}x{genotype.macro.input_size}"

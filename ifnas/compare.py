@@ -111,18 +111,22 @@ def run_compare(cfg: Config, out: str | Path, progress=None) -> dict:
     }
     atomic_write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
     atomic_write_text(out / "table.md", markdown_table(rows, cfg))
-    columns = {
-        strategy: [
-            (
-                f"seed {r['seed']}: depth {r['depth']}",
-                Genotype.load(out / r["run_dir"] / "genotype.json"),
-            )
-            for r in summaries
-            if r["strategy"] == strategy
-        ]
-        for strategy in cfg.compare.strategies
-    }
-    plot_genotype_grid(columns, out / "architectures.png", title=_caption(cfg))
+    if cfg.model.space == "lchain":
+        columns = {
+            strategy: [
+                (
+                    f"seed {r['seed']}: depth {r['depth']}",
+                    Genotype.load(out / r["run_dir"] / "genotype.json"),
+                )
+                for r in summaries
+                if r["strategy"] == strategy
+            ]
+            for strategy in cfg.compare.strategies
+        }
+        plot_genotype_grid(columns, out / "architectures.png", title=_caption(cfg))
+    else:
+        # TODO(cell spaces): a side-by-side figure of cells; each run has its arch.png.
+        _logger.info("architectures.png is drawn for the L-chain space only; see arch.png")
     return results
 
 
@@ -173,7 +177,7 @@ def markdown_table(rows: list[dict], cfg: Config) -> str:
         lines.append(
             f"| {r['strategy']} | {_fmt(r['depth'])} | {_fmt(r['params'], scale)} | "
             f"{_fmt(r['madds'], m_scale)} | {_fmt(r['top1_err'], digits=2)} | "
-            f"{'/'.join(str(d) for d in r['depths'])} | {r['budget_met']}/{r['runs']} | "
+            f"{'/'.join(f'{d:g}' for d in r['depths'])} | {r['budget_met']}/{r['runs']} | "
             f"{r['search_epochs']:.1f} |"
         )
     return "\n".join(lines) + "\n"
@@ -181,8 +185,9 @@ def markdown_table(rows: list[dict], cfg: Config) -> str:
 
 def _caption(cfg: Config) -> str:
     m, s = cfg.model, cfg.search
+    shape = f"L = {m.L}, stages {m.stages}" if m.space == "lchain" else f"{m.space} {m.cells}"
     return (
-        f"{cfg.data.name}, L = {m.L}, stages {m.stages}, width {m.width}, budget "
+        f"{cfg.data.name}, {shape}, width {m.width}, budget "
         f"{s.budget_madds} MAdds, derive {s.derive}, {cfg.compare.seeds} seeds from "
         f"{cfg.seed}; search up to {s.epochs} epochs, retrain {cfg.retrain.epochs} epochs"
     )

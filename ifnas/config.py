@@ -54,6 +54,11 @@ class ModelConfig:
         width: channels of the first stage; each later stage doubles them.
         stem_strides: stride of each stem convolution.
         mixing: `fused` (`ifnas_kernels.weighted_sum`) or `naive` (DARTS' `sum(w * op(x))`).
+        space: `lchain` (the paper's macro space), or a cell space of section 4.5:
+            `darts_cell` (a normal and a reduction cell, 2 inputs per node) or `goldnas_cell`
+            (every cell its own, any inputs); `L` and `stages` serve `lchain` only.
+        cells: cell spaces: normal cells of each stage, a reduction cell between stages
+            (DARTS' 8 cells: [2, 2, 2]; GOLD-NAS' 14: [4, 4, 4]).
     """
 
     L: int = 4
@@ -61,6 +66,8 @@ class ModelConfig:
     width: int = 16
     stem_strides: list[int] = field(default_factory=lambda: [1])
     mixing: str = "fused"
+    space: str = "lchain"
+    cells: list[int] = field(default_factory=lambda: [2, 2, 2])
 
 
 @dataclass
@@ -195,6 +202,8 @@ class Config:
 
 
 STRATEGIES = ("ifnas", "wo_if", "goldnas", "darts", "pcdarts", "random")
+SPACES = ("lchain", "darts_cell", "goldnas_cell")
+CELL_STRATEGIES = ("ifnas", "wo_if", "random")  # the strategies of the paper's Figure 6
 DATASETS = ("digits", "cifar10", "cifar100", "imagefolder")
 
 _SUFFIX = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9}
@@ -378,6 +387,20 @@ def validate(config: Config) -> None:
     )
     need(m.width >= 1, f"model.width: expected >= 1, got {m.width}")
     need(m.mixing in ("fused", "naive"), f"model.mixing: expected fused or naive, got {m.mixing!r}")
+    need(m.space in SPACES, f"model.space: expected one of {list(SPACES)}, got {m.space!r}")
+    need(
+        len(m.cells) >= 1 and all(c >= 0 for c in m.cells),
+        f"model.cells: expected counts >= 0 of normal cells per stage, got {m.cells}",
+    )
+    need(
+        m.space == "lchain" or config.strategy in CELL_STRATEGIES,
+        f"strategy: {config.strategy} searches model.space=lchain only; in {m.space} use one "
+        f"of {list(CELL_STRATEGIES)}",
+    )
+    need(
+        m.space == "lchain" or m.width % 2 == 0,
+        f"model.width: the cell spaces' factorized reductions need an even width, got {m.width}",
+    )
     need(s.epochs >= 1, f"search.epochs: expected >= 1, got {s.epochs}")
     need(
         s.weight_warmup_epochs >= 0 and s.alpha_delay_epochs >= 0,
@@ -402,9 +425,10 @@ def validate(config: Config) -> None:
         f"search.interleaved_edges: expected >= 0, got {s.interleaved_edges}",
     )
     need(
-        s.interleaved_edges == 0 or config.strategy == "ifnas",
+        s.interleaved_edges == 0 or (config.strategy == "ifnas" and m.space == "lchain"),
         f"search.interleaved_edges: the interleaving ablation adds edges to IF-NAS's "
-        f"sub-supernets; it needs strategy=ifnas, got strategy={config.strategy}",
+        f"sub-supernets of the L-chain space; it needs strategy=ifnas and model.space=lchain, "
+        f"got {config.strategy} in {m.space}",
     )
     need(
         s.goldnas_mu >= 0 and s.goldnas_skip_cost >= 0,

@@ -32,14 +32,14 @@ def count_params(model: nn.Module) -> int:
 
 
 def genotype_cost(genotype: Genotype) -> dict[str, int]:
-    """`madds`, `params` and `depth` of the network a genotype describes.
+    """`madds`, `params` and `depth` of the network a genotype (or a cell genotype) describes.
 
     The network is built on the meta device: no memory is allocated and nothing is computed.
     """
-    from ifnas.nn.derived import DerivedNetwork
+    from ifnas.spaces import network_of
 
     with torch.device("meta"):
-        net = DerivedNetwork(genotype)
+        net = network_of(genotype)
     macro = genotype.macro
     shape = (macro.in_channels, macro.input_size, macro.input_size)
     return {

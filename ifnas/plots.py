@@ -51,8 +51,11 @@ def plot_genotype(genotype: Genotype, path: str | Path, title: str | None = None
     _logger.info("wrote %s", path)
 
 
-def _draw_stage(ax, stage: StageGenotype, L: int, widest: int) -> None:
-    """One stage on `ax`: nodes left to right, `sep_conv_3x3` arcs above, `skip_connect` below."""
+def _draw_stage(
+    ax, stage: StageGenotype, L: int, widest: int, sources: tuple[int, ...] = (0,)
+) -> None:
+    """One stage on `ax`: nodes left to right, `sep_conv_3x3` arcs above, `skip_connect` below;
+    `sources` are input nodes (always drawn kept)."""
     from matplotlib.patches import Arc
 
     reach = L + 1
@@ -71,7 +74,7 @@ def _draw_stage(ax, stage: StageGenotype, L: int, widest: int) -> None:
                     lw=1.4,
                 )
             )
-    kept = {0} | set(stage.inputs)
+    kept = set(sources) | set(stage.inputs)
     xs = list(range(stage.nodes))
     ax.scatter(
         [x for x in xs if x in kept], [0] * len(kept & set(xs)), s=36, zorder=3, color="black"
@@ -170,6 +173,35 @@ def plot_gate_curves(results: dict, path: str | Path) -> None:
         ha="left",
     )
     fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    _logger.info("wrote %s", path)
+
+
+def plot_cells(genotype, path: str | Path, title: str | None = None) -> None:
+    """A cell genotype (`ifnas.cell_genotype`): one row per searched cell, inputs 0 and 1."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    space = genotype.space
+    n = space.nodes + 2
+    rows = len(genotype.slots)
+    fig, axes = plt.subplots(rows, 1, figsize=(max(4.0, 0.6 * n + 1.5), 1.5 * rows + 0.8))
+    axes = [axes] if rows == 1 else list(axes)
+    for k, (slot, ax) in enumerate(zip(genotype.slots, axes, strict=True)):
+        _draw_stage(ax, StageGenotype(n, dict(slot)), n - 1, n, sources=(0, 1))
+        ax.set_title(f"cell {k} ({space.slot_kind(k)})", fontsize=9, loc="left")
+    handles = [Line2D([], [], color=c, lw=2, label=op) for op, c in OP_COLORS.items()]
+    fig.legend(handles=handles, loc="lower right", fontsize=8, frameon=False, ncols=2)
+    fig.suptitle(
+        title or f"{space.kind}: depth {genotype.depth():g}", fontsize=9, x=0.02, ha="left"
+    )
+    fig.tight_layout(rect=(0, 0.03, 1, 0.97))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

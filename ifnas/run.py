@@ -25,13 +25,19 @@ from ifnas.checkpoint import (
 )
 from ifnas.config import Config, ConfigError, config_from_dict, parse_madds
 from ifnas.data import DataSplits, load_data, make_loader
-from ifnas.genotype import Genotype
-from ifnas.metrics import MaddsTable, genotype_cost
-from ifnas.nn.derived import DerivedNetwork
+from ifnas.metrics import genotype_cost
 from ifnas.nn.macro import MacroConfig
-from ifnas.plots import plot_genotype
 from ifnas.search.strategies import get_strategy
-from ifnas.space.lchain import LChainSpace
+from ifnas.spaces import (
+    AnySpace,
+    build_space,
+    describe,
+    genotype_from_dict,
+    network_of,
+    num_stages,
+    plot_any,
+    smallest_madds,
+)
 from ifnas.train.retrain import RetrainLoop
 
 _logger = logging.getLogger(__name__)
@@ -67,13 +73,13 @@ def macro_of(cfg: Config, data: DataSplits) -> MacroConfig:
     )
 
 
-def check_budget(budget: int, space: LChainSpace, macro: MacroConfig) -> None:
+def check_budget(budget: int, space: AnySpace, macro: MacroConfig) -> None:
     """Raise `ConfigError` when no network of the space fits `budget` MAdds.
 
-    The smallest network runs `skip_connect` edges only: its MAdds are the stem's, the
-    reductions' and the classifier's.
+    The smallest L-chain network runs `skip_connect` edges only: its MAdds are the stem's, the
+    reductions' and the classifier's; a cell network keeps its cheapest inputs.
     """
-    floor = MaddsTable(macro, len(space.stages)).fixed
+    floor = smallest_madds(space, macro)
     if budget < floor:
         raise ConfigError(
             f"search.budget_madds {budget:,} is below the smallest network of this space "
@@ -129,10 +135,10 @@ def run_search(
     # Everything that can fail without training fails here.
     device = resolve_device(cfg.device)
     data = load_data(cfg.data)
-    space = LChainSpace(cfg.model.L, tuple(cfg.model.stages))
+    space = build_space(cfg.model)
     macro = macro_of(cfg, data)
     try:
-        macro.stage_resolutions(len(space.stages))
+        macro.stage_resolutions(num_stages(space))
     except ValueError as error:
         raise ConfigError(f"data.input_size: {error}") from error
     budget = parse_madds(cfg.search.budget_madds)
@@ -152,7 +158,7 @@ def run_search(
             checkpoint = None
         else:
             result = checkpoint["search_result"]
-            genotype = Genotype.from_dict(checkpoint["genotype"])
+            genotype = genotype_from_dict(checkpoint["genotype"])
         retrain_top1 = _retrain(
             cfg, out, data, genotype, device, writer, checkpoint, result, progress
         )
@@ -161,8 +167,9 @@ def run_search(
 
     summary = {
         "strategy": cfg.strategy,
+        "space": cfg.model.space,
         "L": space.L,
-        "stages": list(space.stages),
+        "stages": list(space.cells if cfg.model.space != "lchain" else space.stages),
         "budget_madds": budget,
         **result,
         "retrain_val_top1": retrain_top1,
@@ -190,9 +197,8 @@ def _search(cfg, out, data, space, macro, device, writer, checkpoint, progress):
         val_top1 = checkpoint.get("search_val_top1")
         _logger.info("resumed the search at epoch %d (iteration %d)", loop.epoch, loop.global_iter)
     _logger.info(
-        "searching: L = %d, stages %s, %d epochs, budget %.3fM MAdds, retained now %.3fM",
-        space.L,
-        list(space.stages),
+        "searching: %s, %d epochs, budget %.3fM MAdds, retained now %.3fM",
+        describe(space),
         cfg.search.epochs,
         loop.budget / 1e6,
         loop.madds / 1e6,
@@ -227,10 +233,10 @@ def _search(cfg, out, data, space, macro, device, writer, checkpoint, progress):
     genotype = strategy.derive(loop, cfg.search.derive)
     cost = genotype_cost(genotype)
     genotype.save(out / "genotype.json")
-    plot_genotype(
+    plot_any(
         genotype,
         out / "arch.png",
-        title=f"{cfg.strategy}, L = {space.L}: depth {cost['depth']}, "
+        title=f"{cfg.strategy}, {describe(space)}: depth {cost['depth']:g}, "
         f"{cost['params'] / 1e6:.3f}M params, {cost['madds'] / 1e6:.3f}M MAdds",
     )
     result = {
@@ -243,7 +249,7 @@ def _search(cfg, out, data, space, macro, device, writer, checkpoint, progress):
         "kept_pairs": genotype.num_kept(),
     }
     _logger.info(
-        "derived: depth %d, %.3fM params, %.3fM MAdds; search val top1 %s",
+        "derived: depth %g, %.3fM params, %.3fM MAdds; search val top1 %s",
         cost["depth"],
         cost["params"] / 1e6,
         cost["madds"] / 1e6,
@@ -257,7 +263,7 @@ def _retrain(cfg, out, data, genotype, device, writer, checkpoint, result, progr
     if r.epochs == 0:
         return None
     seed_everything(cfg.seed + 1)
-    net = DerivedNetwork(genotype).to(device)
+    net = network_of(genotype).to(device)
     batch = r.batch_size or cfg.data.batch_size
     train_loader = make_loader(data.train, batch, True, cfg.seed + 1, cfg.data.workers)
     val_loader = make_loader(data.val, batch, False, cfg.seed + 1, cfg.data.workers)

@@ -12,12 +12,13 @@ class SepConv3x3(nn.Module):
     DARTS applies `ReLU, depthwise 3x3, pointwise 1x1, BN` twice. The first ReLU of every
     `sep_conv_3x3` leaving a node acts on the same tensor, so the stage computes it once per
     source node and passes the result here; the op itself starts at the depthwise convolution.
+    `stride=2` (the first depthwise convolution) serves the reduction cells of the cell spaces.
     """
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, stride: int = 1):
         super().__init__()
         C = channels
-        self.dw1 = nn.Conv2d(C, C, 3, padding=1, groups=C, bias=False)
+        self.dw1 = nn.Conv2d(C, C, 3, stride=stride, padding=1, groups=C, bias=False)
         self.pw1 = nn.Conv2d(C, C, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(C)
         self.relu = nn.ReLU(inplace=True)  # the BN output is not needed by any backward

@@ -6,6 +6,7 @@ same batch (the paper's one-level optimization, eq. 2), then prunes gates below 
 and recounts the retained architecture's MAdds. The search is done when they fit the budget.
 """
 
+import functools
 import itertools
 import logging
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from ifnas.config import SearchConfig, parse_madds
 from ifnas.metrics import MaddsTable, evaluate, recalibrate_batchnorm
 from ifnas.nn.ops import SEP_CONV
 from ifnas.nn.supernet import Activation, Supernet
-from ifnas.search.pruning import clear_pruned_state, prune
+from ifnas.search.pruning import PruneReport, clear_pruned_state, prune
 from ifnas.search.regularizer import discretization_loss
 from ifnas.search.schedule import SearchSchedule
 
@@ -52,7 +53,6 @@ class SearchLoop:
         self.device = device
         self.writer = writer
         self.budget = parse_madds(cfg.budget_madds)
-        self.madds_table = MaddsTable(supernet.macro, len(supernet.space.stages))
         iters_per_epoch = len(train_loader)
         self.schedule = SearchSchedule(
             L=supernet.space.L,
@@ -96,6 +96,11 @@ class SearchLoop:
     @property
     def done(self) -> bool:
         return self.budget_met or self.epoch >= self.cfg.epochs
+
+    @functools.cached_property
+    def madds_table(self) -> MaddsTable:
+        """MAdds per `sep_conv_3x3` of each stage of the L-chain network (built once)."""
+        return MaddsTable(self.supernet.macro, len(self.supernet.space.stages))
 
     def retained_madds(self) -> int:
         """MAdds of the architecture the live edges and ops form, at the configured size."""
@@ -172,8 +177,12 @@ class SearchLoop:
             self.cfg.detach_mean,
         )
 
+    def prune_gates(self) -> PruneReport:
+        """Mask the gates below the threshold (section 3.5) and report what went."""
+        return prune(self.supernet, self.cfg.prune_threshold)
+
     def _prune(self) -> None:
-        report = prune(self.supernet, self.cfg.prune_threshold)
+        report = self.prune_gates()
         if not report:
             return
         clear_pruned_state(self.arch_optimizer, self.supernet)

@@ -31,12 +31,18 @@ def discretization_loss(
         op_gates.append(torch.sigmoid(alpha).reshape(-1))
         op_masks.append(alpha_mask.reshape(-1))
 
-    def term(gates: list[torch.Tensor], masks: list[torch.Tensor]) -> torch.Tensor:
-        # Masked sums instead of boolean indexing: no host synchronisation on a GPU.
-        g, m = torch.cat(gates), torch.cat(masks)
-        mean = (g * m).sum() / m.sum().clamp(min=1)
-        if detach_mean:
-            mean = mean.detach()
-        return (m * torch.log1p(g / mean)).sum()
+    return mu1 * log_term(edge_gates, edge_masks, detach_mean) + mu2 * log_term(
+        op_gates, op_masks, detach_mean
+    )
 
-    return mu1 * term(edge_gates, edge_masks) + mu2 * term(op_gates, op_masks)
+
+def log_term(
+    gates: list[torch.Tensor], masks: list[torch.Tensor], detach_mean: bool = False
+) -> torch.Tensor:
+    """`sum ln(1 + g / mean g)` over the live (mask 1) entries of `gates`, flattened."""
+    # Masked sums instead of boolean indexing: no host synchronisation on a GPU.
+    g, m = torch.cat([x.reshape(-1) for x in gates]), torch.cat([x.reshape(-1) for x in masks])
+    mean = (g * m).sum() / m.sum().clamp(min=1)
+    if detach_mean:
+        mean = mean.detach()
+    return (m * torch.log1p(g / mean)).sum()

@@ -10,12 +10,16 @@ import logging
 import torch
 from torch.utils.data import DataLoader
 
+from ifnas.cell_genotype import CellGenotype
 from ifnas.config import Config
 from ifnas.genotype import Genotype
+from ifnas.nn.cells import CellSupernet
 from ifnas.nn.macro import MacroConfig
 from ifnas.nn.supernet import Supernet
+from ifnas.search.cell_search import CellSearchLoop, derive_cells
 from ifnas.search.derive import derive
 from ifnas.search.loop import SearchLoop
+from ifnas.space.cells import CellSpace
 from ifnas.space.lchain import LChainSpace
 
 _logger = logging.getLogger(__name__)
@@ -24,14 +28,22 @@ _logger = logging.getLogger(__name__)
 class Strategy:
     """A search strategy. Subclasses set `name` and implement `build_loop`.
 
-    The default supernet is the sigmoid-gated one of IF-NAS (`Supernet`), and the default
-    derivation keeps what the search left live (`ifnas.search.derive`).
+    The default supernet is the sigmoid-gated one of IF-NAS (`Supernet`, or `CellSupernet` in
+    a cell space), and the default derivation keeps what the search left live
+    (`ifnas.search.derive`, `ifnas.search.cell_search.derive_cells`).
+
+    Attributes:
+        spaces: the values of `model.space` the strategy searches.
     """
 
     name: str = ""
+    spaces: tuple[str, ...] = ("lchain",)
 
-    def build_supernet(self, cfg: Config, space: LChainSpace, macro: MacroConfig) -> Supernet:
-        return Supernet(
+    def build_supernet(
+        self, cfg: Config, space: LChainSpace | CellSpace, macro: MacroConfig
+    ) -> Supernet | CellSupernet:
+        kind = CellSupernet if isinstance(space, CellSpace) else Supernet
+        return kind(
             space,
             macro,
             beta_init=cfg.search.beta_init,
@@ -50,6 +62,16 @@ class Strategy:
         """The loop that searches `supernet` on the batches of `train_loader`."""
         raise NotImplementedError(f"strategy {self.name!r} does not define its search loop")
 
-    def derive(self, loop: SearchLoop, keep: str) -> Genotype:
+    def derive(self, loop: SearchLoop, keep: str) -> Genotype | CellGenotype:
         """The genotype of the searched supernet (`keep`: `all` or `keep_one`)."""
+        if isinstance(loop.supernet, CellSupernet):
+            return derive_cells(loop.supernet, keep)
         return derive(loop.supernet, keep)
+
+
+def one_level_loop(
+    supernet, cfg: Config, train_loader, device, writer=None, interleaving_free: bool = True
+) -> SearchLoop:
+    """The one-level search of IF-NAS (sections 3.4, 3.5) on either kind of supernet."""
+    kind = CellSearchLoop if isinstance(supernet, CellSupernet) else SearchLoop
+    return kind(supernet, cfg.search, train_loader, device, writer, interleaving_free)

@@ -7,28 +7,30 @@
 
 `wo_if` is exactly the same algorithm, same regularizer, same pruning, same step lengths,
 except that every step runs every live edge and lets every gate learn (Table 4, "w/o IF").
+
+Both also search the cell spaces (section 4.5), with IF sampling inside each cell
+(`ifnas.search.cell_search`).
 """
 
 from ifnas.search.interleaved import InterleavedEdgesLoop
-from ifnas.search.loop import SearchLoop
-from ifnas.search.strategies.base import Strategy
+from ifnas.search.strategies.base import Strategy, one_level_loop
 
 
 class IFNAS(Strategy):
     name = "ifnas"
+    spaces = ("lchain", "darts_cell", "goldnas_cell")
 
     def build_loop(self, supernet, cfg, train_loader, device, writer=None):
         if cfg.search.interleaved_edges:
             return InterleavedEdgesLoop(
                 supernet, cfg.search, train_loader, device, writer, seed=cfg.seed
             )
-        return SearchLoop(supernet, cfg.search, train_loader, device, writer)
+        return one_level_loop(supernet, cfg, train_loader, device, writer)
 
 
 class WithoutIF(Strategy):
     name = "wo_if"
+    spaces = ("lchain", "darts_cell", "goldnas_cell")
 
     def build_loop(self, supernet, cfg, train_loader, device, writer=None):
-        return SearchLoop(
-            supernet, cfg.search, train_loader, device, writer, interleaving_free=False
-        )
+        return one_level_loop(supernet, cfg, train_loader, device, writer, False)

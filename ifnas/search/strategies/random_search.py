@@ -10,11 +10,14 @@ gates all equal). Derivation then works as for DARTS:
 - `keep_one`: every node keeps one uniformly random live input (the paper's "preserve one input
   randomly" of Table 3), with no budget.
 
-Nothing is trained before the retrain: the search has no epochs.
+Nothing is trained before the retrain: the search has no epochs. In the cell spaces the same
+random gates derive as `ifnas.search.cell_search` says.
 """
 
 import torch
 
+from ifnas.nn.cells import CellSupernet
+from ifnas.search.cell_search import RandomCellLoop, derive_random_cells
 from ifnas.search.loop import SearchLoop
 from ifnas.search.strategies.base import Strategy
 from ifnas.search.to_budget import derive_within_budget
@@ -34,6 +37,7 @@ class RandomLoop(SearchLoop):
 
 class RandomSearch(Strategy):
     name = "random"
+    spaces = ("lchain", "darts_cell", "goldnas_cell")
 
     def build_supernet(self, cfg, space, macro):
         supernet = super().build_supernet(cfg, space, macro)
@@ -46,7 +50,10 @@ class RandomSearch(Strategy):
         return supernet
 
     def build_loop(self, supernet, cfg, train_loader, device, writer=None):
-        return RandomLoop(supernet, cfg.search, train_loader, device, writer)
+        kind = RandomCellLoop if isinstance(supernet, CellSupernet) else RandomLoop
+        return kind(supernet, cfg.search, train_loader, device, writer)
 
     def derive(self, loop, keep):
+        if isinstance(loop, RandomCellLoop):
+            return derive_random_cells(loop, keep)
         return derive_within_budget(loop, keep)

@@ -1,0 +1,85 @@
+"""What depends on `model.space` outside the search: the space, its genotypes, their networks.
+
+`ifnas.run`, `ifnas.metrics` and `ifnas.compare` go through these functions so that the
+L-chain space and the cell spaces (`ifnas.space.cells`) share one pipeline.
+"""
+
+from pathlib import Path
+
+from torch import nn
+
+from ifnas.cell_genotype import FORMAT as CELL_FORMAT
+from ifnas.cell_genotype import CellGenotype
+from ifnas.config import ModelConfig
+from ifnas.genotype import Genotype
+from ifnas.nn.macro import MacroConfig
+from ifnas.space.cells import CellSpace
+from ifnas.space.lchain import LChainSpace
+
+AnySpace = LChainSpace | CellSpace
+AnyGenotype = Genotype | CellGenotype
+
+
+def build_space(model: ModelConfig) -> AnySpace:
+    """The space `model.space` names, with its settings."""
+    if model.space == "lchain":
+        return LChainSpace(model.L, tuple(model.stages))
+    return CellSpace(model.space, tuple(model.cells))
+
+
+def num_stages(space: AnySpace) -> int:
+    """Resolutions of the network: the L-chain's stages, or the cell stages."""
+    return len(space.cells) if isinstance(space, CellSpace) else len(space.stages)
+
+
+def describe(space: AnySpace) -> str:
+    if isinstance(space, CellSpace):
+        return f"{space.kind}, cells {list(space.cells)}, {space.nodes} nodes"
+    return f"L = {space.L}, stages {list(space.stages)}"
+
+
+def smallest_madds(space: AnySpace, macro: MacroConfig) -> int:
+    """MAdds of the cheapest network of the space (the floor of any budget)."""
+    if isinstance(space, CellSpace):
+        from ifnas.nn.cells import CellCosts
+
+        return CellCosts(space, macro).smallest()
+    from ifnas.metrics import MaddsTable
+
+    return MaddsTable(macro, len(space.stages)).fixed
+
+
+def network_of(genotype: AnyGenotype) -> nn.Module:
+    """The derived network of a genotype (to retrain, or to count on the meta device)."""
+    if isinstance(genotype, CellGenotype):
+        from ifnas.nn.cells import CellNetwork
+
+        return CellNetwork(genotype)
+    from ifnas.nn.derived import DerivedNetwork
+
+    return DerivedNetwork(genotype)
+
+
+def genotype_from_dict(data: dict) -> AnyGenotype:
+    if isinstance(data, dict) and data.get("format") == CELL_FORMAT:
+        return CellGenotype.from_dict(data)
+    return Genotype.from_dict(data)
+
+
+def load_genotype(path: str | Path) -> AnyGenotype:
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"genotype file {path} does not exist")
+    return genotype_from_dict(json.loads(path.read_text()))
+
+
+def plot_any(genotype: AnyGenotype, path: str | Path, title: str | None = None) -> None:
+    """`arch.png`: the L-chain drawing, or one row per searched cell."""
+    from ifnas.plots import plot_cells, plot_genotype
+
+    if isinstance(genotype, CellGenotype):
+        plot_cells(genotype, path, title)
+    else:
+        plot_genotype(genotype, path, title)
