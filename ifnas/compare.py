@@ -50,9 +50,10 @@ def _finished(directory: Path, cfg: Config) -> dict | None:
     if not path.is_file():
         return None
     written = directory / "config.yaml"
-    same = written.is_file() and _comparable(yaml.safe_load(written.read_text())) == _comparable(
-        cfg.to_dict()
-    )
+    # Read through the config's defaults: a key added since the run was made has its default.
+    same = written.is_file() and _comparable(
+        config_from_dict(yaml.safe_load(written.read_text())).to_dict()
+    ) == _comparable(cfg.to_dict())
     if not same:
         raise ConfigError(
             f"{directory} holds a finished run of another config; remove it or choose another --out"
