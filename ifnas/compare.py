@@ -44,6 +44,20 @@ def run_dir(out: Path, strategy: str, seed: int) -> Path:
     return out / strategy / f"seed{seed}"
 
 
+# Settings that only one strategy reads: changing them leaves the other strategies' runs valid.
+STRATEGY_KEYS = {
+    "ifnas": ("search.interleaved_edges",),
+    "goldnas": ("search.goldnas_mu", "search.goldnas_skip_cost"),
+    "darts": ("search.darts_arch_lr", "search.darts_arch_weight_decay", "search.darts_split"),
+    "pcdarts": (
+        "search.darts_arch_lr",
+        "search.darts_arch_weight_decay",
+        "search.darts_split",
+        "search.pc_k",
+    ),
+}
+
+
 def _finished(directory: Path, cfg: Config) -> dict | None:
     """The summary of a finished run made with `cfg`; `None` when the run is not finished."""
     path = directory / SUMMARY
@@ -52,8 +66,8 @@ def _finished(directory: Path, cfg: Config) -> dict | None:
     written = directory / "config.yaml"
     # Read through the config's defaults: a key added since the run was made has its default.
     same = written.is_file() and _comparable(
-        config_from_dict(yaml.safe_load(written.read_text())).to_dict()
-    ) == _comparable(cfg.to_dict())
+        config_from_dict(yaml.safe_load(written.read_text())).to_dict(), cfg.strategy
+    ) == _comparable(cfg.to_dict(), cfg.strategy)
     if not same:
         raise ConfigError(
             f"{directory} holds a finished run of another config; remove it or choose another --out"
@@ -61,10 +75,13 @@ def _finished(directory: Path, cfg: Config) -> dict | None:
     return json.loads(path.read_text())
 
 
-def _comparable(tree: dict) -> dict:
-    """A config tree without the settings a resumed run may change (`RESUME_FREE`)."""
+def _comparable(tree: dict, strategy: str) -> dict:
+    """A config tree without the settings a resumed run may change (`RESUME_FREE`) and
+    without those only other strategies read (`STRATEGY_KEYS`)."""
+    own = set(STRATEGY_KEYS.get(strategy, ()))
+    others = {key for keys in STRATEGY_KEYS.values() for key in keys} - own
     tree = json.loads(json.dumps(tree))
-    for dotted in RESUME_FREE:
+    for dotted in (*RESUME_FREE, *sorted(others)):
         *parents, key = dotted.split(".")
         node = tree
         for part in parents:

@@ -55,6 +55,20 @@ def test_finished_runs_are_read_back_not_rerun(compared, monkeypatch):
     with pytest.raises(ConfigError, match="finished run of another config"):
         run_compare(load_config(None, COMPARE + ["retrain.epochs=2"]), out)
 
+    # A setting of another strategy leaves these runs valid; one of their own does not.
+    other = run_compare(load_config(None, COMPARE + ["search.darts_arch_lr=0.1"]), out)
+    assert other["runs"] == results["runs"]
+    with pytest.raises(ConfigError, match="finished run of another config"):
+        run_compare(load_config(None, COMPARE + ["search.interleaved_edges=1"]), out)
+
+    # A run made before a key existed ran with its default: it still counts as finished.
+    written = out / "ifnas" / "seed3" / "config.yaml"
+    text = written.read_text()
+    written.write_text(text.replace("  space: lchain\n", ""))
+    assert "space:" not in written.read_text().split("search:")[0]
+    assert run_compare(load_config(None, COMPARE), out)["runs"] == results["runs"]
+    written.write_text(text)
+
 
 @pytest.mark.slow
 def test_an_interrupted_run_is_resumed(tmp_path, monkeypatch):
