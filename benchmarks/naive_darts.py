@@ -84,9 +84,11 @@ class NaiveDartsSupernet(nn.Module):
             gates = torch.sigmoid(self.betas[s])[..., None] * torch.sigmoid(self.alphas[s])
             states = [x]
             for j in range(1, self.space.stages[s]):
-                states.append(sum(
-                    cell[f"{i}_{j}"](states[i], gates[j, j - i - 1])
-                    for i in self.space.precursors(j)
-                ))
+                states.append(
+                    sum(
+                        cell[f"{i}_{j}"](states[i], gates[j, j - i - 1])
+                        for i in self.space.precursors(j)
+                    )
+                )
             x = states[-1]
         return self.head(x)
