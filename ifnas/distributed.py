@@ -23,6 +23,7 @@ How a search stays one search on many processes:
 import contextlib
 import logging
 import os
+import pickle
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -156,6 +157,10 @@ def on_main(fn: Callable[[], T]) -> T:
         try:
             outcome = ("ok", fn())
         except Exception as error:  # handed to every process, raised there
+            try:
+                pickle.dumps(error)
+            except Exception:
+                error = RuntimeError(f"{type(error).__name__}: {error}")
             outcome = ("error", error)
     kind, value = broadcast_object(outcome)
     if kind == "error":
@@ -226,13 +231,15 @@ def average_gradients(module: nn.Module) -> None:
         )
     sizes = [p.numel() for _, p in named]
     total = sum(sizes)
-    flat = torch.zeros(total + len(named), dtype=dtype, device=named[0][1].device)
+    device = named[0][1].device
+    flat = torch.zeros(total + len(named), dtype=dtype, device=device)
     offset = 0
-    for k, ((_, p), n) in enumerate(zip(named, sizes, strict=True)):
+    for (_, p), n in zip(named, sizes, strict=True):
         if p.grad is not None:
-            flat[offset : offset + n].view(p.shape).copy_(p.grad)
-            flat[total + k] = 1
+            flat[offset : offset + n].view(p.shape).copy_(p.grad)  # any strides (channels-last)
         offset += n
+    used = [float(p.grad is not None) for _, p in named]
+    flat[total:].copy_(torch.tensor(used, dtype=dtype))
 
     dist.all_reduce(flat)
 

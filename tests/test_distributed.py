@@ -249,3 +249,14 @@ def test_a_single_process_needs_no_process_group():
         distributed.average_gradients(net)
         assert torch.equal(net.weight.grad, grad)
         distributed.check_identical({"w": net.weight}, "weights")
+
+
+def test_sync_bn_on_cpu_processes_is_refused_before_training(monkeypatch):
+    import ifnas.run as run_module
+    from ifnas.config import ConfigError, load_config
+
+    cfg = load_config(None, ["retrain.sync_bn=true"])
+    run_module.check_sync_bn(cfg, torch.device("cpu"))  # one process: plain BN is the same
+    monkeypatch.setattr(run_module, "world_size", lambda: 2)
+    with pytest.raises(ConfigError, match="retrain.sync_bn: torch's SyncBatchNorm needs CUDA"):
+        run_module.check_sync_bn(cfg, torch.device("cpu"))
