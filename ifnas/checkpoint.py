@@ -153,6 +153,13 @@ def load_model_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
     unwrap(model).load_state_dict({k.removeprefix("module."): v for k, v in state.items()})
 
 
+def due_inside_epoch(every: int, global_iter: int, epoch_iter: int, iters_per_epoch: int) -> bool:
+    """Whether a loop saves after its `global_iter`-th iteration, the `epoch_iter`-th of its
+    epoch: every `every` iterations (0: never), except after an epoch's last iteration, which
+    the checkpoint at the end of the epoch follows anyway."""
+    return bool(every) and global_iter % every == 0 and epoch_iter < iters_per_epoch
+
+
 def rng_states() -> list[dict]:
     """`rng_state()` of every process, in rank order (a collective under torchrun)."""
     from ifnas.distributed import all_gather_object

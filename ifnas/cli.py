@@ -164,38 +164,35 @@ def _cmd_show(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ifnas", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    search = sub.add_parser("search", help="search, derive and retrain an architecture")
-    search.add_argument("--config", help="YAML config file (e.g. configs/digits.yaml)")
-    search.add_argument("--out", help="run directory (default: runs/<config>-<time>)")
-    search.add_argument(
+def _add_run_arguments(parser: argparse.ArgumentParser, config_help: str, default_name: str):
+    """`--config`, `--out`, `--resume` and `key=value` overrides of a training command."""
+    parser.add_argument("--config", help=config_help)
+    parser.add_argument("--out", help=f"run directory (default: runs/{default_name}-<time>)")
+    parser.add_argument(
         "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
     )
-    search.add_argument(
+    parser.add_argument(
         "overrides",
         nargs="*",
         metavar="key=value",
         help="dotted config overrides, e.g. search.epochs=2",
     )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ifnas", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    search = sub.add_parser("search", help="search, derive and retrain an architecture")
+    _add_run_arguments(search, "YAML config file (e.g. configs/digits.yaml)", "<config>")
     search.set_defaults(func=_cmd_search)
 
     retrain = sub.add_parser("retrain", help="train a genotype from scratch")
     retrain.add_argument("--genotype", help="genotype.json to train (from a search)")
-    retrain.add_argument(
-        "--config", help="YAML config file: data and retrain settings (e.g. imagenet-mobile)"
-    )
-    retrain.add_argument("--out", help="run directory (default: runs/retrain-<genotype>-<time>)")
-    retrain.add_argument(
-        "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
-    )
-    retrain.add_argument(
-        "overrides",
-        nargs="*",
-        metavar="key=value",
-        help="dotted config overrides, e.g. retrain.epochs=2",
+    _add_run_arguments(
+        retrain,
+        "YAML config file: data and retrain settings (e.g. configs/imagenet-mobile.yaml)",
+        "retrain-<genotype>",
     )
     retrain.set_defaults(func=_cmd_retrain)
 

@@ -237,6 +237,14 @@ def run_search(
         "budget_madds": budget,
         **result,
         "retrain_val_top1": retrain_top1,
+    }
+    return _write_summary(out, cfg, started, summary)
+
+
+def _write_summary(out: Path, cfg: Config, started: float, summary: dict) -> dict:
+    """`summary` with the seed, process count and wall time, written by rank 0."""
+    summary = {
+        **summary,
         "seed": cfg.seed,
         "processes": world_size(),
         "wall_s": round(time.time() - started, 1),
@@ -499,13 +507,8 @@ def run_retrain(
         "retrain_val_top1": top1,
         "global_batch": batch * world_size(),
         "lr": scaled_lr(cfg.retrain, batch * world_size()),
-        "seed": cfg.seed,
-        "processes": world_size(),
-        "wall_s": round(time.time() - started, 1),
     }
-    if is_main():
-        atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
-    return summary
+    return _write_summary(out, cfg, started, summary)
 
 
 def config_of_run(out_dir: str | Path) -> Config:

@@ -22,26 +22,14 @@ from ifnas.metrics import evaluate
 from ifnas.nn.macro import MacroConfig
 from ifnas.search.derive import derive
 from tests.conftest import make_supernet
+from tests.test_run import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
 PROBE = Path(__file__).with_name("torchrun_probe.py")
 
-# The tiny search of tests/test_run.py, with the batch of 128 split over 2 processes.
-TINY_SEARCH = [
-    "model.L=2",
-    "model.stages=[4, 5, 4]",
-    "model.width=4",
+# The tiny search of tests/test_run.py, with its batch of 128 split over 2 processes.
+TINY_SEARCH = [o for o in TINY if not o.startswith("data.batch_size=")] + [
     "data.batch_size=64",
-    "search.epochs=5",
-    "search.weight_warmup_epochs=1",
-    "search.alpha_delay_epochs=1",
-    "search.step_iters=2",
-    "search.arch_lr=2.0",
-    "search.mu1=1.0",
-    "search.mu2=1.0",
-    "search.mu_growth=2.0",
-    "search.bn_calibration_batches=2",
-    "search.budget_madds=150K",
     "checkpoint_every_iters=4",
 ]
 

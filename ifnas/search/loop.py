@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from ifnas.checkpoint import due_inside_epoch
 from ifnas.config import SearchConfig, parse_madds
 from ifnas.distributed import average_gradients
 from ifnas.metrics import MaddsTable, evaluate, recalibrate_batchnorm
@@ -188,12 +189,8 @@ class SearchLoop:
                 on_iter({**metrics, "step": _step_name(activation), "madds": self.madds})
             if self.budget_met:
                 break
-            if (
-                save is not None
-                and save_every
-                and self.global_iter % save_every == 0
-                and self.epoch_iter < self.schedule.iters_per_epoch
-            ):
+            per_epoch = self.schedule.iters_per_epoch
+            if save and due_inside_epoch(save_every, self.global_iter, self.epoch_iter, per_epoch):
                 save()
         self.epoch += 1
         self.epoch_iter = 0

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ifnas.checkpoint import unwrap
+from ifnas.checkpoint import due_inside_epoch, unwrap
 from ifnas.config import RetrainConfig
 from ifnas.distributed import broadcast_buffers, world_size
 from ifnas.metrics import evaluate
@@ -146,12 +146,8 @@ class RetrainLoop:
             self.epoch_iter += 1
             if on_iter is not None:
                 on_iter({"loss": value})
-            if (
-                save is not None
-                and save_every
-                and self.global_iter % save_every == 0
-                and self.epoch_iter < self.iters_per_epoch
-            ):
+            per_epoch = self.iters_per_epoch
+            if save and due_inside_epoch(save_every, self.global_iter, self.epoch_iter, per_epoch):
                 save()
         self.epoch += 1
         self.epoch_iter = 0
