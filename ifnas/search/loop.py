@@ -138,47 +138,7 @@ class SearchLoop:
         start_epoch(self.train_loader, self.epoch, self.epoch_iter)
         totals = self._totals
         for x, y in self.train_loader:
-            x, y = self.precision.inputs(x), y.to(self.device, non_blocking=True)
-            activation = self.schedule.activation(self.global_iter)
-            net.activate(activation)
-            learning = activation.learn_beta or activation.learn_alpha
-
-            with self.precision.autocast():
-                logits = net(x)
-            # The loss and the regularizer in float32, outside autocast: the gates stay float32.
-            ce = F.cross_entropy(logits.float(), y)
-            loss = ce
-            reg = torch.zeros((), device=self.device)
-            if learning:
-                reg = discretization_loss(
-                    net,
-                    self.mu_scale * self.cfg.mu1,
-                    self.mu_scale * self.cfg.mu2,
-                    self.cfg.detach_mean,
-                )
-                loss = ce + reg
-
-            self.weight_optimizer.zero_grad(set_to_none=True)
-            self.arch_optimizer.zero_grad(set_to_none=True)
-            self.precision.backward(loss)
-            average_gradients(net)
-            self.precision.step(self.weight_optimizer)
-            if learning:
-                self.precision.step(self.arch_optimizer)
-            self.precision.update()
-            self.lr_scheduler.step()
-
-            if learning:
-                self._prune()
-            if self.schedule.ends_cycle(self.global_iter):
-                if not self._pruned_in_cycle:
-                    self.mu_scale *= self.cfg.mu_growth
-                self._pruned_in_cycle = False
-            metrics = {
-                "ce": ce.item(),
-                "reg": reg.item(),
-                "top1": (logits.argmax(1) == y).float().mean().item(),
-            }
+            metrics, activation = self.step(x, y)
             for k, v in metrics.items():
                 totals[k] += v
             totals["count"] += 1
@@ -197,6 +157,60 @@ class SearchLoop:
         count = max(totals.pop("count"), 1)
         self._totals = {"ce": 0.0, "reg": 0.0, "top1": 0.0, "count": 0}
         return {k: v / count for k, v in totals.items()}
+
+    def step(
+        self, x: torch.Tensor, y: torch.Tensor, activation: Activation | None = None
+    ) -> tuple[dict, Activation]:
+        """One search iteration on the batch `(x, y)`: forward, backward, both optimizer steps,
+        pruning and the budget check. Returns its metrics and the activation it ran.
+
+        `activation` defaults to the schedule's for the current iteration (the benchmarks pass
+        one to time a particular step). The caller advances `global_iter`.
+        """
+        net = self.supernet
+        x, y = self.precision.inputs(x), y.to(self.device, non_blocking=True)
+        if activation is None:
+            activation = self.schedule.activation(self.global_iter)
+        net.activate(activation)
+        learning = activation.learn_beta or activation.learn_alpha
+
+        with self.precision.autocast():
+            logits = net(x)
+        # The loss and the regularizer in float32, outside autocast: the gates stay float32.
+        ce = F.cross_entropy(logits.float(), y)
+        loss = ce
+        reg = torch.zeros((), device=self.device)
+        if learning:
+            reg = discretization_loss(
+                net,
+                self.mu_scale * self.cfg.mu1,
+                self.mu_scale * self.cfg.mu2,
+                self.cfg.detach_mean,
+            )
+            loss = ce + reg
+
+        self.weight_optimizer.zero_grad(set_to_none=True)
+        self.arch_optimizer.zero_grad(set_to_none=True)
+        self.precision.backward(loss)
+        average_gradients(net)
+        self.precision.step(self.weight_optimizer)
+        if learning:
+            self.precision.step(self.arch_optimizer)
+        self.precision.update()
+        self.lr_scheduler.step()
+
+        if learning:
+            self._prune()
+        if self.schedule.ends_cycle(self.global_iter):
+            if not self._pruned_in_cycle:
+                self.mu_scale *= self.cfg.mu_growth
+            self._pruned_in_cycle = False
+        metrics = {
+            "ce": ce.item(),
+            "reg": reg.item(),
+            "top1": (logits.argmax(1) == y).float().mean().item(),
+        }
+        return metrics, activation
 
     def _prune(self) -> None:
         report = prune(self.supernet, self.cfg.prune_threshold)
