@@ -118,7 +118,13 @@ inline void load_vec(const BFloat16* src, float* dst) {
 
 template <int N>
 inline void load_vec(const Half* src, float* dst) {
-#if IFNAS_ISA_F16C
+#if IFNAS_ISA_AVX512
+  // 512-bit conversions: 256-bit stores read back by 512-bit loads would stall.
+  for (int l = 0; l < N; l += 16) {
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + l));
+    _mm512_storeu_ps(dst + l, _mm512_cvtph_ps(h));
+  }
+#elif IFNAS_ISA_F16C
   for (int l = 0; l < N; l += 8) {
     const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + l));
     _mm256_storeu_ps(dst + l, _mm256_cvtph_ps(h));
@@ -150,7 +156,12 @@ inline void round_vec(const float* src, BFloat16* dst) {
 
 template <int N>
 inline void round_vec(const float* src, Half* dst) {
-#if IFNAS_ISA_F16C
+#if IFNAS_ISA_AVX512
+  for (int l = 0; l < N; l += 16) {
+    const __m256i h = _mm512_cvtps_ph(_mm512_loadu_ps(src + l), _MM_FROUND_TO_NEAREST_INT);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + l), h);
+  }
+#elif IFNAS_ISA_F16C
   for (int l = 0; l < N; l += 8) {
     const __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(src + l), _MM_FROUND_TO_NEAREST_INT);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + l), h);
@@ -237,6 +248,44 @@ inline void load_any(const T* src, acc_t<T>* dst, int count) {
   load_vec<kVec<T>>(padded, dst);
 }
 
+// Elementwise steps on N values, written with GCC vector types: on arrays the compiler unrolls
+// these 16-step loops before it vectorizes them and then emits scalar code. A vector type makes
+// it one 512-bit operation (AVX-512), or two or four narrower ones (AVX2, SSE2).
+template <typename Acc, int N>
+struct Vector {
+  typedef Acc type __attribute__((vector_size(N * sizeof(Acc))));
+};
+
+// dst = w * x
+template <int N, typename Acc>
+inline void scale(Acc* dst, const Acc* x, Acc w) {
+  typename Vector<Acc, N>::type vx;
+  std::memcpy(&vx, x, sizeof(vx));
+  vx *= w;
+  std::memcpy(dst, &vx, sizeof(vx));
+}
+
+// acc += w * x
+template <int N, typename Acc>
+inline void add_scaled(Acc* acc, const Acc* x, Acc w) {
+  typename Vector<Acc, N>::type vacc, vx;
+  std::memcpy(&vacc, acc, sizeof(vacc));
+  std::memcpy(&vx, x, sizeof(vx));
+  vacc += w * vx;
+  std::memcpy(acc, &vacc, sizeof(vacc));
+}
+
+// acc += a * b
+template <int N, typename Acc>
+inline void multiply_add(Acc* acc, const Acc* a, const Acc* b) {
+  typename Vector<Acc, N>::type vacc, va, vb;
+  std::memcpy(&vacc, acc, sizeof(vacc));
+  std::memcpy(&va, a, sizeof(va));
+  std::memcpy(&vb, b, sizeof(vb));
+  vacc += va * vb;
+  std::memcpy(acc, &vacc, sizeof(vacc));
+}
+
 // ---------------------------------------------------------------------------------------------
 // The two kernels.
 
@@ -253,16 +302,11 @@ void forward_range(const T* const* inputs, const acc_t<T>* weights, int64_t num_
     const int count = static_cast<int>(min_of(V, end - i));
     alignas(64) Acc acc[V];
     alignas(64) Acc x[V];
-    load_any(inputs[0] + i, acc, count);
-    for (int l = 0; l < V; ++l) {
-      acc[l] *= weights[0];
-    }
+    load_any(inputs[0] + i, x, count);
+    scale<V>(acc, x, weights[0]);
     for (int64_t k = 1; k < num_inputs; ++k) {
       load_any(inputs[k] + i, x, count);
-      const Acc w = weights[k];
-      for (int l = 0; l < V; ++l) {
-        acc[l] += w * x[l];
-      }
+      add_scaled<V>(acc, x, weights[k]);
     }
     store_vec(out + i, acc, count, stream);
   }
@@ -303,18 +347,12 @@ void backward_range(const T* grad, const T* const* inputs, const acc_t<T>* weigh
 
       for (int64_t k = 0; k < num_inputs; ++k) {
         if (input_grads != nullptr) {
-          const Acc w = weights[k];
-          for (int l = 0; l < V; ++l) {
-            scaled[l] = w * g[l];
-          }
+          scale<V>(scaled, g, weights[k]);
           store_vec(input_grads[k] + i, scaled, count, stream);
         }
         if (dots != nullptr) {
           load_any(inputs[k] + i, x, count);
-          Acc* lane = lanes + k * V;
-          for (int l = 0; l < V; ++l) {
-            lane[l] += g[l] * x[l];
-          }
+          multiply_add<V>(lanes + k * V, g, x);
         }
       }
     }

@@ -12,6 +12,8 @@
 #define IFNAS_ISA_AVX512 1
 #define IFNAS_ISA_AVX2 1
 #define IFNAS_ISA_F16C 1
+// GCC 12's avx512fintrin.h trips -Wmaybe-uninitialized inside _mm512_cvtph_ps (a false alarm).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #define IFNAS_CPU_ISA avx512
 #include "cpu/kernel.h"
 #endif
