@@ -362,10 +362,10 @@ def markdown(report: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
-def save(report: Report, out: Path) -> tuple[Path, Path]:
+def save(report: Report, out: Path, tag: str = "") -> tuple[Path, Path]:
     out.mkdir(parents=True, exist_ok=True)
     case = report.case
-    stem = f"weighted_sum_{case.device}_k{case.num_inputs}_n{case.numel}_{case.dtype}"
+    stem = f"weighted_sum_{case.device}_k{case.num_inputs}_n{case.numel}_{case.dtype}{tag}"
     json_path, md_path = out / f"{stem}.json", out / f"{stem}.md"
     json_path.write_text(json.dumps(asdict(report), indent=2) + "\n")
     md_path.write_text(markdown(report))
@@ -380,12 +380,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--reps", type=int, default=15)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--tag", default="", help="suffix of the output files' names")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     case = Case(args.num_inputs, args.numel, args.dtype, args.device)
     report = run(case, reps=args.reps)
-    json_path, md_path = save(report, args.out)
+    json_path, md_path = save(report, args.out, args.tag)
     print(markdown(report))
     print(f"written: {json_path} and {md_path}")
 
