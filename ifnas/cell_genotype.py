@@ -49,6 +49,11 @@ class CellGenotype:
         object.__setattr__(self, "slots", tuple(self.slots))
         self.validate()
 
+    @property
+    def L(self) -> int:
+        """Groups of interleaving-free sampling: the intermediate nodes of a cell."""
+        return self.space.L
+
     def depth(self) -> float:
         """The paper's cell depth (Table 6): the normal cell's in `darts_cell`, the mean over
         the network's cells in `goldnas_cell`."""

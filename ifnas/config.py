@@ -33,7 +33,14 @@ class DataConfig:
             the data set's own (8 for digits, 32 for CIFAR); required for `imagefolder`.
         val_fraction: digits only: the fraction of images held out for validation.
         batch_size: images per iteration (per process under DDP).
-        workers: DataLoader worker processes.
+        workers: DataLoader worker processes (per process under DDP).
+        classes_file: `imagefolder` only: a text file naming the class folders to use, one
+            per line; the others are left out.
+        num_classes_sample: `imagefolder` only: use this many class folders of `train/`,
+            drawn with `class_seed` (the paper's ImageNet-100); the run writes the drawn list
+            to `classes.txt`.
+        class_seed: seed of that draw (fixed apart from the run's seed, so that runs with
+            different seeds see the same classes).
     """
 
     name: str = "digits"
@@ -42,6 +49,9 @@ class DataConfig:
     val_fraction: float = 0.2
     batch_size: int = 64
     workers: int = 0
+    classes_file: str | None = None
+    num_classes_sample: int | None = None
+    class_seed: int = 0
 
 
 @dataclass
@@ -94,6 +104,10 @@ class SearchConfig:
         derive: `all` keeps every live edge and op, `keep_one` the strongest input per node.
         bn_calibration_batches: training batches that re-estimate the supernet's BN
             statistics before each validation (the supernet's training mixes sub-supernets).
+        amp: mixed precision of the supernet's convolutions: `none`, `bf16`, or `fp16` (with
+            a gradient scaler); the gates, the regularizer and the loss stay in float32.
+        channels_last: run the supernet and its inputs in the channels-last memory format.
+        sync_bn: batch normalization over the global batch of all processes (CUDA only).
         interleaved_edges: `ifnas` only: edges that interleave with the sampled group, added
             (gates frozen) to every sub-supernet in each stage; 0 is IF-NAS, 1 to 3 the
             paper's Table 5 ablation (`ifnas.search.interleaved`).
@@ -130,6 +144,9 @@ class SearchConfig:
     alpha_init: float = 0.0
     derive: str = "all"
     bn_calibration_batches: int = 10
+    amp: str = "none"
+    channels_last: bool = False
+    sync_bn: bool = False
     interleaved_edges: int = 0
     goldnas_mu: float = 0.05
     goldnas_skip_cost: float = 0.1
@@ -145,9 +162,18 @@ class RetrainConfig:
 
     Attributes:
         epochs: training epochs (0 skips the retrain).
-        lr, momentum, weight_decay, nesterov: SGD with a cosine schedule.
+        lr, momentum, weight_decay, nesterov: SGD with linear warm-up, then a cosine decay to
+            0, both per iteration.
         label_smoothing: cross-entropy label smoothing.
-        batch_size: `null` takes `data.batch_size`.
+        batch_size: images per iteration and process; `null` takes `data.batch_size`.
+        lr_batch: the global batch `lr` is given for: the run uses
+            `lr * batch_size * processes / lr_batch` (linear scaling); `null` uses `lr` as is.
+        warmup_epochs: epochs of linear learning-rate warm-up from `lr / warm-up iterations`.
+        auxiliary_weight: weight of the auxiliary classifier's loss (DARTS' auxiliary head on
+            the stage at two thirds of the depth); 0 builds no auxiliary head.
+        amp: mixed precision: `none`, `bf16`, or `fp16` (with a gradient scaler).
+        channels_last: run the network and its inputs in the channels-last memory format.
+        sync_bn: batch normalization over the global batch of all processes (CUDA only).
     """
 
     epochs: int = 30
@@ -157,6 +183,12 @@ class RetrainConfig:
     nesterov: bool = False
     label_smoothing: float = 0.0
     batch_size: int | None = None
+    lr_batch: int | None = None
+    warmup_epochs: int = 0
+    auxiliary_weight: float = 0.0
+    amp: str = "none"
+    channels_last: bool = False
+    sync_bn: bool = False
 
 
 @dataclass
@@ -181,13 +213,18 @@ class Config:
     Attributes:
         seed: seeds weights, data order and every random choice of the run.
         strategy: the search strategy, one of `STRATEGIES` (`ifnas.search.strategies`).
-        device: `auto` (CUDA when available), `cpu` or `cuda`.
+        device: `auto` (CUDA when available), `cpu` or `cuda`; under torchrun each process
+            takes the GPU of its `LOCAL_RANK`.
+        checkpoint_every_iters: besides the checkpoint at the end of every epoch, one every
+            this many iterations inside an epoch, so that an interrupted run loses at most
+            that many (0: at epoch ends only).
         compare: settings of `ifnas compare` (not read by a single run).
     """
 
     seed: int = 0
     strategy: str = "ifnas"
     device: str = "auto"
+    checkpoint_every_iters: int = 500
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
@@ -205,6 +242,7 @@ STRATEGIES = ("ifnas", "wo_if", "goldnas", "darts", "pcdarts", "random")
 SPACES = ("lchain", "darts_cell", "goldnas_cell")
 CELL_STRATEGIES = ("ifnas", "wo_if", "random")  # the strategies of the paper's Figure 6
 DATASETS = ("digits", "cifar10", "cifar100", "imagefolder")
+AMP_MODES = ("none", "bf16", "fp16")
 
 _SUFFIX = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9}
 
@@ -380,6 +418,23 @@ def validate(config: Config) -> None:
     need(0 < d.val_fraction < 1, f"data.val_fraction: expected in (0, 1), got {d.val_fraction}")
     need(d.batch_size >= 1, f"data.batch_size: expected >= 1, got {d.batch_size}")
     need(d.workers >= 0, f"data.workers: expected >= 0, got {d.workers}")
+    for key in ("classes_file", "num_classes_sample"):
+        need(
+            getattr(d, key) is None or d.name == "imagefolder",
+            f"data.{key}: only for data.name=imagefolder, got data.name={d.name}",
+        )
+    need(
+        d.classes_file is None or d.num_classes_sample is None,
+        "data.classes_file and data.num_classes_sample: give one of them, not both",
+    )
+    need(
+        d.num_classes_sample is None or d.num_classes_sample >= 2,
+        f"data.num_classes_sample: expected >= 2, got {d.num_classes_sample}",
+    )
+    need(
+        config.checkpoint_every_iters >= 0,
+        f"checkpoint_every_iters: expected >= 0, got {config.checkpoint_every_iters}",
+    )
     need(m.L >= 1, f"model.L: expected an integer >= 1, got {m.L}")
     need(
         len(m.stages) >= 1 and all(n >= 2 for n in m.stages),
@@ -466,3 +521,14 @@ def validate(config: Config) -> None:
         r.batch_size is None or r.batch_size >= 1,
         f"retrain.batch_size: expected >= 1, got {r.batch_size}",
     )
+    need(
+        r.lr_batch is None or r.lr_batch >= 1,
+        f"retrain.lr_batch: expected >= 1, got {r.lr_batch}",
+    )
+    need(r.warmup_epochs >= 0, f"retrain.warmup_epochs: expected >= 0, got {r.warmup_epochs}")
+    need(
+        r.auxiliary_weight >= 0,
+        f"retrain.auxiliary_weight: expected >= 0, got {r.auxiliary_weight}",
+    )
+    for phase, amp in (("search", s.amp), ("retrain", r.amp)):
+        need(amp in AMP_MODES, f"{phase}.amp: expected one of {list(AMP_MODES)}, got {amp!r}")

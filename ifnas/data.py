@@ -4,17 +4,21 @@ Nothing is downloaded: CIFAR and ImageFolder read a local folder, and a missing 
 folder is a `FileNotFoundError` naming the path and what was expected in it.
 """
 
+import functools
 import gzip
 import logging
+import os
+import random
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, TensorDataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from ifnas.config import DataConfig
+from ifnas.config import ConfigError, DataConfig
+from ifnas.sampling import EpochSampler, SeededItems, ShardSampler
 
 _logger = logging.getLogger(__name__)
 
@@ -35,6 +39,7 @@ class DataSplits:
     num_classes: int
     in_channels: int
     input_size: int
+    classes: list[str] | None = None  # class folders of an ImageFolder subset, if one is used
 
 
 def load_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
@@ -104,6 +109,37 @@ def _cifar(cfg: DataConfig, classes: int) -> DataSplits:
     return DataSplits(train, val, num_classes=classes, in_channels=3, input_size=size)
 
 
+def chosen_classes(cfg: DataConfig) -> list[str] | None:
+    """The class folders an ImageFolder run keeps, sorted; `None` keeps all of them.
+
+    `data.classes_file` lists them, one per line (`#` starts a comment); or
+    `data.num_classes_sample` of the folders under `train/` are drawn with `data.class_seed`
+    (the paper's ImageNet-100: 100 classes sampled from ImageNet-1k).
+    """
+    if cfg.classes_file is not None:
+        path = Path(cfg.classes_file)
+        if not path.is_file():
+            raise FileNotFoundError(f"data.classes_file {path} does not exist")
+        names = [line.split("#")[0].strip() for line in path.read_text().splitlines()]
+        names = [n for n in names if n]
+        if not names or len(set(names)) != len(names):
+            raise ConfigError(
+                f"data.classes_file {path}: expected distinct class folder names, one per "
+                f"line; got {len(names)} names, {len(set(names))} distinct"
+            )
+        return sorted(names)
+    if cfg.num_classes_sample is not None:
+        train = Path(cfg.root) / "train"
+        available = sorted(entry.name for entry in os.scandir(train) if entry.is_dir())
+        if cfg.num_classes_sample > len(available):
+            raise ConfigError(
+                f"data.num_classes_sample: {cfg.num_classes_sample} classes asked for, but "
+                f"{train} holds {len(available)} class folders"
+            )
+        return sorted(random.Random(cfg.class_seed).sample(available, cfg.num_classes_sample))
+    return None
+
+
 def _imagefolder(cfg: DataConfig) -> DataSplits:
     from torchvision import datasets, transforms
 
@@ -114,6 +150,7 @@ def _imagefolder(cfg: DataConfig) -> DataSplits:
                 f"ImageFolder tree not found: expected {root / split}/ with one folder per "
                 f"class (data.root={root})"
             )
+    classes = chosen_classes(cfg)
     size = cfg.input_size
     normalize = transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)
     train_tf = transforms.Compose(
@@ -132,9 +169,15 @@ def _imagefolder(cfg: DataConfig) -> DataSplits:
             normalize,
         ]
     )
+    if classes is None:
+        folder = datasets.ImageFolder
+    else:
+        from ifnas._class_subset import ClassSubsetFolder
+
+        folder = functools.partial(ClassSubsetFolder, classes=classes)
     try:
-        train = datasets.ImageFolder(str(root / "train"), transform=train_tf)
-        val = datasets.ImageFolder(str(root / "val"), transform=val_tf)
+        train = folder(str(root / "train"), transform=train_tf)
+        val = folder(str(root / "val"), transform=val_tf)
     except (FileNotFoundError, RuntimeError) as error:
         raise FileNotFoundError(f"ImageFolder tree under {root} is malformed: {error}") from error
     if train.classes != val.classes:
@@ -142,7 +185,9 @@ def _imagefolder(cfg: DataConfig) -> DataSplits:
             f"ImageFolder tree under {root}: train/ and val/ hold different "
             f"classes ({len(train.classes)} and {len(val.classes)})"
         )
-    return DataSplits(train, val, num_classes=len(train.classes), in_channels=3, input_size=size)
+    return DataSplits(
+        train, val, num_classes=len(train.classes), in_channels=3, input_size=size, classes=classes
+    )
 
 
 def load_data(cfg: DataConfig) -> DataSplits:
@@ -165,25 +210,34 @@ def make_loader(
     num_replicas: int = 1,
     rank: int = 0,
 ) -> DataLoader:
-    """A loader whose order depends only on `seed` and the epoch (`loader.sampler.set_epoch`).
+    """A loader whose order and augmentation depend only on `seed`, the epoch and the sample.
 
-    Training loaders shuffle and drop the last incomplete batch; both go through a
-    `DistributedSampler`, so that one process and many see the same kind of order.
+    Training loaders shuffle with an `EpochSampler` (a `DistributedSampler`: set the epoch
+    with `loader.sampler.set_epoch`, resume inside one with `ifnas.sampling.start_epoch`) and
+    drop the last incomplete batch. Other loaders read this process's shard (`ShardSampler`,
+    no padding) in order. Random transforms draw from a generator seeded per sample
+    (`ifnas.sampling.SeededItems`), so they come out the same however the run is split into
+    processes, workers and restarts.
     """
     if train and len(dataset) < batch_size * num_replicas:
         raise ValueError(
             f"batch_size {batch_size} is larger than the {len(dataset)} training "
             f"images (over {num_replicas} processes)"
         )
-    sampler = DistributedSampler(
-        dataset, num_replicas=num_replicas, rank=rank, shuffle=train, seed=seed, drop_last=train
-    )
+    if train:
+        sampler = EpochSampler(
+            dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=True
+        )
+    else:
+        sampler = ShardSampler(dataset, num_replicas=num_replicas, rank=rank)
     return DataLoader(
-        dataset,
+        SeededItems(dataset, seed),
         batch_size=batch_size,
         sampler=sampler,
         drop_last=train,
         num_workers=workers,
         pin_memory=torch.cuda.is_available(),
         persistent_workers=workers > 0,
+        # The loader draws its workers' base seed from here, not from the global generator.
+        generator=torch.Generator().manual_seed(seed),
     )

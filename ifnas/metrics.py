@@ -114,7 +114,13 @@ def recalibrate_batchnorm(model: nn.Module, batches, device: torch.device) -> No
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader, device: torch.device) -> float:
-    """Top-1 accuracy of `model` over `loader`, in eval mode."""
+    """Top-1 accuracy of `model` over `loader`, in eval mode.
+
+    When `loader` reads one shard of several (its sampler has `num_replicas > 1`, as the
+    evaluation loaders of `ifnas.data.make_loader` under torchrun), every process evaluates
+    its shard and the counts are summed over the processes: each returns the accuracy over
+    the whole set.
+    """
     was_training = model.training
     model.eval()
     correct = total = 0
@@ -125,4 +131,8 @@ def evaluate(model: nn.Module, loader, device: torch.device) -> float:
             total += y.numel()
     finally:
         model.train(was_training)
+    if getattr(getattr(loader, "sampler", None), "num_replicas", 1) > 1:
+        from ifnas.distributed import sum_over_ranks
+
+        correct, total = sum_over_ranks([correct, total])
     return correct / max(total, 1)

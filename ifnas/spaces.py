@@ -49,15 +49,23 @@ def smallest_madds(space: AnySpace, macro: MacroConfig) -> int:
     return MaddsTable(macro, len(space.stages)).fixed
 
 
-def network_of(genotype: AnyGenotype) -> nn.Module:
-    """The derived network of a genotype (to retrain, or to count on the meta device)."""
+def network_of(genotype: AnyGenotype, auxiliary: bool = False) -> nn.Module:
+    """The derived network of a genotype (to retrain, or to count on the meta device);
+    `auxiliary` adds the L-chain network's auxiliary head."""
     if isinstance(genotype, CellGenotype):
+        from ifnas.config import ConfigError
         from ifnas.nn.cells import CellNetwork
 
+        if auxiliary:
+            # TODO(cell spaces): DARTS' auxiliary head after the second reduction cell.
+            raise ConfigError(
+                "retrain.auxiliary_weight: the auxiliary head is built for the L-chain network "
+                "only; set it to 0 for a cell genotype"
+            )
         return CellNetwork(genotype)
     from ifnas.nn.derived import DerivedNetwork
 
-    return DerivedNetwork(genotype)
+    return DerivedNetwork(genotype, auxiliary=auxiliary)
 
 
 def genotype_from_dict(data: dict) -> AnyGenotype:

@@ -8,7 +8,11 @@ any other (sliced, expanded, another memory format) is copied into it first. The
 strides the fake kernels promise.
 """
 
+import logging
+
 import torch
+
+_logger = logging.getLogger(__name__)
 
 
 def has_layout_of(x: torch.Tensor, ref: torch.Tensor) -> bool:

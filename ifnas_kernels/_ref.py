@@ -11,11 +11,14 @@ intermediate sums; the backward reads the gradient K times. The compiled kernels
 each tensor once.
 """
 
+import logging
 from collections.abc import Sequence
 
 import torch
 
 from ifnas_kernels._layout import acc_dtype
+
+_logger = logging.getLogger(__name__)
 
 
 def weighted_sum_ref(tensors: Sequence[torch.Tensor], weights: torch.Tensor) -> torch.Tensor:

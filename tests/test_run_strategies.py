@@ -71,3 +71,25 @@ def test_resumed_search_ends_like_an_uninterrupted_one(
     assert genotypes[0] == genotypes[1]
     for key in ("madds", "search_iters", "search_val_top1", "retrain_val_top1"):
         assert summary[key] == reference[key], key
+
+
+@pytest.mark.slow
+def test_darts_resumed_inside_an_epoch_reads_the_same_architecture_batches(tmp_path, monkeypatch):
+    cfg = tiny("strategy=darts", "checkpoint_every_iters=3")
+    reference = run_search(cfg, tmp_path / "reference")
+    real = DartsLoop.step
+
+    def step(self, x, y, activation=None):
+        if self.global_iter == 19:  # the checkpoint of iteration 18 is 3 into epoch 3
+            raise _Interrupt
+        return real(self, x, y, activation)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(DartsLoop, "step", step)
+        with pytest.raises(_Interrupt):
+            run_search(cfg, tmp_path / "resumed")
+    summary = run_search(cfg, tmp_path / "resumed", resume=True)
+    genotypes = [(tmp_path / d / "genotype.json").read_text() for d in ("reference", "resumed")]
+    assert genotypes[0] == genotypes[1]
+    for key in ("search_iters", "search_val_top1", "retrain_val_top1"):
+        assert summary[key] == reference[key], key

@@ -12,9 +12,15 @@ dense incoming gradient, through a graph kept from one forward) and `fwd+bwd` (b
 step). Bytes moved count each tensor read once and each tensor written once: fwd (K + 1) N
 elements, bwd (2K + 1) N (reads the gradient and the K inputs, writes K input gradients), fwd+bwd
 their sum, (3K + 2) N. GB/s is compared with a device copy of a buffer larger than the last-level
-cache, measured in the same run (2 x its bytes).
+cache (2 x its bytes), timed in the same rounds as the providers.
 Peak memory is what the step allocates beyond the inputs: on GPU from
 `torch.cuda.max_memory_allocated`, on CPU from the torch profiler's memory events.
+
+CPU outputs come from glibc's malloc, which by default often returns freed buffers of this size
+to the system, so that every step faults them in and zeroes them again (a third of the step here,
+for every provider alike). The report records the allocator settings; PyTorch's CPU performance
+guide recommends jemalloc or tcmalloc, and glibc can keep its memory with
+`GLIBC_TUNABLES=glibc.malloc.trim_threshold=17179869184:glibc.malloc.mmap_threshold=33554432`.
 
 Run as a script (writes JSON and a markdown table):
 
@@ -68,7 +74,8 @@ class Case:
 class Result:
     provider: str
     mode: str
-    ms: float
+    ms: float  # median over the rounds
+    best_ms: float  # fastest round: what the machine gives when nothing else runs on it
     gbps: float
     copy_fraction: float
     speedup_vs_naive: float = float("nan")
@@ -169,20 +176,34 @@ def _synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def time_ms(fn: Callable, device: str, warmup: int = 3, reps: int = 15) -> float:
-    """Median time of `fn` in milliseconds (CUDA: triton's do_bench with events)."""
+def time_ms(steps: dict, device: str, warmup: int = 3, reps: int = 15) -> dict:
+    """(median, fastest) time in milliseconds of each step (a dict of closures), keyed like
+    `steps`.
+
+    CPU: the steps take turns, one call each per round, so that a change in the machine's load
+    during the run (other processes share its cores and memory) hits all of them alike.
+    CUDA: each step on its own with triton's do_bench (CUDA events, median).
+    """
     if device == "cuda":
         import triton.testing
 
-        return float(triton.testing.do_bench(fn, warmup=25 * warmup, rep=100 * reps))
-    for _ in range(warmup):
-        fn()
-    times = []
+        results = {}
+        for key, fn in steps.items():
+            median, best = triton.testing.do_bench(
+                fn, warmup=25 * warmup, rep=100 * reps, quantiles=[0.5, 0.0]
+            )
+            results[key] = (float(median), float(best))
+        return results
+    for fn in steps.values():
+        for _ in range(warmup):
+            fn()
+    times = {key: [] for key in steps}
     for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
+        for key, fn in steps.items():
+            start = time.perf_counter()
+            fn()
+            times[key].append(time.perf_counter() - start)
+    return {key: (1e3 * statistics.median(v), 1e3 * min(v)) for key, v in times.items()}
 
 
 def peak_memory_mb(fn: Callable, device: str) -> float:
@@ -195,18 +216,23 @@ def peak_memory_mb(fn: Callable, device: str) -> float:
         torch.cuda.synchronize()
         return (torch.cuda.max_memory_allocated() - base) / 1e6
 
-    # CPU: the profiler records every allocation and free with its size; the running sum in
-    # time order peaks at the step's peak.
-    with torch.profiler.profile(
-        activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True
-    ) as prof:
+    # CPU: the profiler records every allocation and free with its size (its event tree's
+    # Allocation nodes); their running sum, in time order, peaks at the step's peak.
+    from torch._C._profiler import _EventType
+
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU],
+                                profile_memory=True) as prof:  # fmt: skip
         fn()
-    events = sorted(
-        (e for e in prof.events() if e.name == "[memory]"), key=lambda e: e.time_range.start
-    )
+    sizes = []
+    pending = list(prof.profiler.kineto_results.experimental_event_tree())
+    while pending:
+        node = pending.pop()
+        if node.tag == _EventType.Allocation and node.extra_fields.device.type == "cpu":
+            sizes.append((node.start_time_ns, node.extra_fields.alloc_size))
+        pending.extend(node.children)
     current = peak = 0
-    for event in events:
-        current += event.cpu_memory_usage
+    for _, size in sorted(sizes):
+        current += size
         peak = max(peak, current)
     return peak / 1e6
 
@@ -225,8 +251,8 @@ def last_level_cache_bytes() -> int:
     return max(sizes, default=64 * 1024**2)
 
 
-def copy_gbps(device: str, reps: int = 5, numel: int | None = None) -> float:
-    """Bandwidth of a device copy (read + write) of a buffer larger than the last-level cache."""
+def copy_step(device: str, numel: int | None = None) -> tuple[Callable, int]:
+    """A device copy of a buffer larger than the last-level cache, and the bytes it moves."""
     if numel is not None:
         pass
     elif device == "cuda":
@@ -235,8 +261,7 @@ def copy_gbps(device: str, reps: int = 5, numel: int | None = None) -> float:
         numel = max(2 * last_level_cache_bytes(), 256 * 1024**2) // 4
     src = torch.randn(numel, device=device)
     dst = torch.empty_like(src)
-    ms = time_ms(lambda: dst.copy_(src), device, warmup=2, reps=reps)
-    return 2 * src.numel() * src.element_size() / ms / 1e6
+    return (lambda: dst.copy_(src)), 2 * src.numel() * src.element_size()
 
 
 def machine() -> dict:
@@ -249,6 +274,9 @@ def machine() -> dict:
         "cpu": _cpu_name(),
         # Other processes on the machine share its cores and memory bandwidth.
         "load_average_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+        # CPU outputs come from malloc; whether freed ones go back to the system (and are
+        # faulted in and zeroed again) depends on these.
+        "allocator": os.environ.get("GLIBC_TUNABLES") or os.environ.get("LD_PRELOAD") or "default",
     }
     if ifnas_kernels.backends()["cpp"].built:
         from ifnas_kernels import _C
@@ -277,33 +305,36 @@ def run(
     measure_memory: bool = True,
     copy_numel: int | None = None,
 ) -> Report:
-    """Time every provider in both modes on one set of tensors; copy measured before and after.
+    """Time every provider in every mode, and a device copy, in one run on one set of tensors.
 
     `copy_numel` overrides the copy buffer's size (float32 elements), for smoke tests only.
     """
     tensors, weights, grad = make_inputs(case)
-    before = copy_gbps(case.device, numel=copy_numel)
     report = Report(case, machine(), datetime.datetime.now().isoformat(timespec="seconds"), 0.0)
 
-    timed = []
+    steps = {}
     for name, provider in providers(case.device, compile_backend).items():
         if only and name not in only:
             continue
         for mode in MODES:
-            fn = step(provider, mode, tensors, weights, grad)
-            ms = time_ms(fn, case.device, reps=reps)
-            peak = peak_memory_mb(fn, case.device) if measure_memory else float("nan")
-            timed.append((name, mode, ms, peak))
-            _logger.info("%-12s %-8s %9.3f ms", name, mode, ms)
+            steps[(name, mode)] = step(provider, mode, tensors, weights, grad)
+    copy, copy_bytes = copy_step(case.device, copy_numel)
+    steps[("copy", "copy")] = copy
 
-    report.copy_gbps = max(before, copy_gbps(case.device, numel=copy_numel))
-    naive_ms = {mode: ms for name, mode, ms, _ in timed if name == "naive"}
-    for name, mode, ms, peak in timed:
+    times = time_ms(steps, case.device, reps=reps)
+    report.copy_gbps = copy_bytes / times.pop(("copy", "copy"))[0] / 1e6
+    del steps[("copy", "copy")], copy
+
+    naive_ms = {mode: ms for (name, mode), (ms, _) in times.items() if name == "naive"}
+    for (name, mode), (ms, best_ms) in times.items():
         gbps = case.bytes_moved(mode) / ms / 1e6
-        result = Result(name, mode, ms, gbps, gbps / report.copy_gbps, peak_mb=peak)
+        result = Result(name, mode, ms, best_ms, gbps, gbps / report.copy_gbps)
         if mode in naive_ms:
             result.speedup_vs_naive = naive_ms[mode] / ms
+        if measure_memory:
+            result.peak_mb = peak_memory_mb(steps[(name, mode)], case.device)
         report.results.append(result)
+        _logger.info("%-12s %-8s %9.3f ms", name, mode, ms)
     return report
 
 
@@ -314,23 +345,27 @@ def markdown(report: Report) -> str:
         f"Weighted sum, K = {case.num_inputs}, {case.numel:,} {case.dtype} elements on "
         f"{case.device} ({m.get('gpu') or m['cpu']}; {m['threads']} threads; torch {m['torch']}"
         f"{'; C++ ' + m['cpp_isa'] if 'cpp_isa' in m else ''}), {report.date}. "
-        f"Copy bandwidth in the same run: {report.copy_gbps:.1f} GB/s.",
+        f"Copy bandwidth in the same run: {report.copy_gbps:.1f} GB/s. Allocator: "
+        f"{m.get('allocator', 'default')}.",
         "",
-        "| provider | mode | time (ms) | GB/s | of copy | vs naive | peak MB |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        "Times are medians over the rounds (providers and the copy take turns); `best` is the",
+        "fastest round.",
+        "",
+        "| provider | mode | time (ms) | best (ms) | GB/s | of copy | vs naive | peak MB |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in report.results:
         lines.append(
-            f"| {r.provider} | {r.mode} | {r.ms:.2f} | {r.gbps:.1f} | {100 * r.copy_fraction:.0f}% "
-            f"| {r.speedup_vs_naive:.2f}x | {r.peak_mb:.0f} |"
+            f"| {r.provider} | {r.mode} | {r.ms:.2f} | {r.best_ms:.2f} | {r.gbps:.1f} "
+            f"| {100 * r.copy_fraction:.0f}% | {r.speedup_vs_naive:.2f}x | {r.peak_mb:.0f} |"
         )
     return "\n".join(lines) + "\n"
 
 
-def save(report: Report, out: Path) -> tuple[Path, Path]:
+def save(report: Report, out: Path, tag: str = "") -> tuple[Path, Path]:
     out.mkdir(parents=True, exist_ok=True)
     case = report.case
-    stem = f"weighted_sum_{case.device}_k{case.num_inputs}_n{case.numel}_{case.dtype}"
+    stem = f"weighted_sum_{case.device}_k{case.num_inputs}_n{case.numel}_{case.dtype}{tag}"
     json_path, md_path = out / f"{stem}.json", out / f"{stem}.md"
     json_path.write_text(json.dumps(asdict(report), indent=2) + "\n")
     md_path.write_text(markdown(report))
@@ -345,12 +380,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--reps", type=int, default=15)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--tag", default="", help="suffix of the output files' names")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     case = Case(args.num_inputs, args.numel, args.dtype, args.device)
     report = run(case, reps=args.reps)
-    json_path, md_path = save(report, args.out)
+    json_path, md_path = save(report, args.out, args.tag)
     print(markdown(report))
     print(f"written: {json_path} and {md_path}")
 

@@ -4,17 +4,19 @@
 // The includer includes cpu/dtypes.h and the standard headers below first (so that they stay
 // compiled for the baseline), then switches the target with `#pragma GCC target` (x86 variants),
 // defines IFNAS_CPU_ISA (the namespace of this variant) and includes this file, which defines
-// that variant's kernel_table(). Every function here
-// works on one dense range [begin, end) of elements that all operands share; the glue in
-// weighted_sum_cpu.cpp splits the tensors into fixed chunks and runs them on torch's threads.
+// that variant's kernel_table(). Every kernel works on one dense range [begin, end) of elements
+// that all operands share; the glue in weighted_sum_cpu.cpp splits the tensors into fixed chunks
+// and runs them on torch's threads.
 //
-// Bytes per element of a chunk: forward reads K inputs and writes one output; backward reads the
-// incoming gradient and K inputs, and writes K input gradients. Everything else stays in L1.
+// Loop order: element-major. Each step takes kVec<T> consecutive elements (a 64-byte cache line
+// or more) of every operand, so all K input streams advance together, as the hardware
+// prefetchers like. Bytes per element: forward reads K inputs and writes one output; backward
+// reads the incoming gradient and K inputs and writes K input gradients. Sums stay in registers
+// (forward) or in a K x kVec<T> array in L1 (the backward's dot products). Target features come
+// from the includer's IFNAS_ISA_* macros.
 
-#include <algorithm>
 #include <cstdint>
 #include <cstring>
-#include <type_traits>
 
 #include "cpu/dispatch.h"
 
@@ -24,12 +26,23 @@
 
 namespace ifnas::cpu::IFNAS_CPU_ISA {
 
-// Elements per block: the unit of work inside a chunk. A block of the accumulator and of one
-// converted input (float32) take 8 KiB of L1 together.
-constexpr int64_t kBlock = 1024;
+// Elements per step: at least 16, and at least one 64-byte cache line, so that streaming stores
+// always write whole lines (partial lines from 16 interleaved streams would be written back
+// piecemeal). The compiler keeps these arrays in vector registers.
+template <typename T>
+constexpr int kVec = sizeof(T) >= 4 ? 16 : 64 / sizeof(T);
 
-// Independent partial sums of a dot product; 16 float32 lanes fill one AVX-512 register.
-constexpr int kLanes = 16;
+// Steps between flushes of the weight gradient's kVec<T> partial sums into float64.
+constexpr int64_t kStepsPerFlush = 64;
+
+// Inputs whose partial dot products live on the stack; more take a heap buffer.
+constexpr int64_t kStackInputs = 64;
+
+// Standard-library templates are compiled for the baseline target (see kernel_base.cpp); the
+// loops use their own helpers instead, so that nothing they call changes with the target.
+inline int64_t min_of(int64_t a, int64_t b) {
+  return a < b ? a : b;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Conversions between the storage type T and the accumulation type acc_t<T>.
@@ -84,100 +97,138 @@ inline uint16_t float_to_bfloat16_bits(float value) {
 }
 
 // Converts n elements of src into the float buffer dst.
-inline void load_block(const Half* src, float* dst, int64_t n) {
-  int64_t i = 0;
-#if defined(__F16C__)
-  for (; i + 8 <= n; i += 8) {
-    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i));
-    _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(h));
+
+// Loads N elements of T into acc_t<T>.
+template <int N>
+inline void load_vec(const float* src, float* dst) {
+  std::memcpy(dst, src, N * sizeof(float));
+}
+
+template <int N>
+inline void load_vec(const double* src, double* dst) {
+  std::memcpy(dst, src, N * sizeof(double));
+}
+
+template <int N>
+inline void load_vec(const BFloat16* src, float* dst) {
+  for (int l = 0; l < N; ++l) {
+    dst[l] = bfloat16_bits_to_float(src[l].bits);
+  }
+}
+
+template <int N>
+inline void load_vec(const Half* src, float* dst) {
+#if IFNAS_ISA_AVX512
+  // 512-bit conversions: 256-bit stores read back by 512-bit loads would stall.
+  for (int l = 0; l < N; l += 16) {
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + l));
+    _mm512_storeu_ps(dst + l, _mm512_cvtph_ps(h));
+  }
+#elif IFNAS_ISA_F16C
+  for (int l = 0; l < N; l += 8) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + l));
+    _mm256_storeu_ps(dst + l, _mm256_cvtph_ps(h));
+  }
+#else
+  for (int l = 0; l < N; ++l) {
+    dst[l] = half_bits_to_float(src[l].bits);
   }
 #endif
-  for (; i < n; ++i) {
-    dst[i] = half_bits_to_float(src[i].bits);
+}
+
+// Rounds N values of acc_t<T> into T.
+template <int N>
+inline void round_vec(const float* src, float* dst) {
+  std::memcpy(dst, src, N * sizeof(float));
+}
+
+template <int N>
+inline void round_vec(const double* src, double* dst) {
+  std::memcpy(dst, src, N * sizeof(double));
+}
+
+template <int N>
+inline void round_vec(const float* src, BFloat16* dst) {
+  for (int l = 0; l < N; ++l) {
+    dst[l].bits = float_to_bfloat16_bits(src[l]);
   }
 }
 
-inline void load_block(const BFloat16* src, float* dst, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    dst[i] = bfloat16_bits_to_float(src[i].bits);
+template <int N>
+inline void round_vec(const float* src, Half* dst) {
+#if IFNAS_ISA_AVX512
+  for (int l = 0; l < N; l += 16) {
+    const __m256i h = _mm512_cvtps_ph(_mm512_loadu_ps(src + l), _MM_FROUND_TO_NEAREST_INT);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + l), h);
   }
-}
-
-// Rounds n floats of src into dst.
-inline void store_block(const float* src, Half* dst, int64_t n) {
-  int64_t i = 0;
-#if defined(__F16C__)
-  for (; i + 8 <= n; i += 8) {
-    const __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), h);
+#elif IFNAS_ISA_F16C
+  for (int l = 0; l < N; l += 8) {
+    const __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(src + l), _MM_FROUND_TO_NEAREST_INT);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + l), h);
+  }
+#else
+  for (int l = 0; l < N; ++l) {
+    dst[l].bits = float_to_half_bits(src[l]);
   }
 #endif
-  for (; i < n; ++i) {
-    dst[i].bits = float_to_half_bits(src[i]);
-  }
-}
-
-inline void store_block(const float* src, BFloat16* dst, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    dst[i].bits = float_to_bfloat16_bits(src[i]);
-  }
-}
-
-// Returns the block as acc_t<T>: the input itself when no conversion is needed, else `buffer`
-// filled with the converted values.
-template <typename T>
-inline const acc_t<T>* acc_view(const T* src, acc_t<T>* buffer, int64_t n) {
-  if constexpr (std::is_same_v<T, acc_t<T>>) {
-    return src;
-  } else {
-    load_block(src, buffer, n);
-    return buffer;
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
-// Memory traffic: streaming stores for large outputs, prefetches of the next block.
+// Stores. Outputs larger than the caches go out with non-temporal (streaming) stores: a plain
+// store reads each destination line before writing it, one more pass over the output, and
+// evicts inputs that are still to be read.
 
-#if defined(__AVX512F__)
-constexpr int64_t kStreamBytes = 64;
-#elif defined(__AVX__)
-constexpr int64_t kStreamBytes = 32;
-#else
-constexpr int64_t kStreamBytes = 16;
-#endif
-
-// Copies `bytes` from `src` (a block in L1) to `dst`. With `stream`, aligned whole vectors go out
-// as non-temporal stores: the destination lines are not read first (a plain store would read
-// each line before writing it, one extra pass over the output) and do not evict the inputs.
-inline void write_out(void* dst, const void* src, int64_t bytes, bool stream) {
+// Writes `Bytes` bytes (a multiple of 16) to `dst`, aligned to Bytes or to 64, bypassing the
+// caches.
+template <int Bytes>
+inline void stream_store(void* dst, const void* src) {
+  static_assert(Bytes % 16 == 0, "streaming stores move 16-byte pieces");
   char* d = static_cast<char*>(dst);
   const char* s = static_cast<const char*>(src);
-#if defined(__SSE2__)
-  if (stream) {
-    const int64_t misaligned = static_cast<int64_t>(reinterpret_cast<uintptr_t>(d) % kStreamBytes);
-    const int64_t head = std::min(bytes, misaligned == 0 ? 0 : kStreamBytes - misaligned);
-    std::memcpy(d, s, head);
-    d += head;
-    s += head;
-    bytes -= head;
-    for (; bytes >= kStreamBytes; bytes -= kStreamBytes, d += kStreamBytes, s += kStreamBytes) {
-#if defined(__AVX512F__)
-      _mm512_stream_si512(reinterpret_cast<__m512i*>(d), _mm512_loadu_si512(s));
-#elif defined(__AVX__)
-      _mm256_stream_si256(reinterpret_cast<__m256i*>(d),
-                          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s)));
-#else
-      _mm_stream_si128(reinterpret_cast<__m128i*>(d),
-                       _mm_loadu_si128(reinterpret_cast<const __m128i*>(s)));
-#endif
-    }
+  int offset = 0;
+#if IFNAS_ISA_AVX512
+  for (; offset + 64 <= Bytes; offset += 64) {
+    _mm512_stream_si512(reinterpret_cast<__m512i*>(d + offset), _mm512_loadu_si512(s + offset));
   }
 #endif
-  std::memcpy(d, s, bytes);
+#if IFNAS_ISA_AVX2
+  for (; offset + 32 <= Bytes; offset += 32) {
+    _mm256_stream_si256(reinterpret_cast<__m256i*>(d + offset),
+                        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + offset)));
+  }
+#endif
+#if defined(__SSE2__)
+  for (; offset + 16 <= Bytes; offset += 16) {
+    _mm_stream_si128(reinterpret_cast<__m128i*>(d + offset),
+                     _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + offset)));
+  }
+#endif
+  std::memcpy(d + offset, s + offset, Bytes - offset);
 }
 
-// Orders the streaming stores of this thread before whatever reads the output next.
-inline void finish_writes(bool stream) {
+// Whether this build has streaming stores at all.
+constexpr bool kHasStreamingStores =
+#if defined(__SSE2__)
+    true;
+#else
+    false;
+#endif
+
+// Rounds kVec<T> accumulated values and writes them to dst[0 .. count), streaming when asked
+// (and only for whole vectors, which start on a cache line).
+template <typename T>
+inline void store_vec(T* dst, const acc_t<T>* values, int count, bool stream) {
+  alignas(64) T rounded[kVec<T>];
+  round_vec<kVec<T>>(values, rounded);
+  if (stream && count == kVec<T>) {
+    stream_store<kVec<T> * sizeof(T)>(dst, rounded);
+  } else {
+    std::memcpy(dst, rounded, count * sizeof(T));
+  }
+}
+
+// Orders this thread's streaming stores before whatever reads the output next.
+inline void finish_stores(bool stream) {
 #if defined(__SSE2__)
   if (stream) {
     _mm_sfence();
@@ -185,159 +236,141 @@ inline void finish_writes(bool stream) {
 #endif
 }
 
-// Asks for the `bytes` after `p` to be brought into L2 while the current block is computed.
-inline void prefetch(const void* p, int64_t bytes) {
-  const char* c = static_cast<const char*>(p);
-  for (int64_t offset = 0; offset < bytes; offset += 64) {
-    __builtin_prefetch(c + offset, 0, 1);
+// Loads count <= kVec<T> elements, zero-padded (the end of a range is not a whole vector).
+template <typename T>
+inline void load_any(const T* src, acc_t<T>* dst, int count) {
+  if (count == kVec<T>) {
+    load_vec<kVec<T>>(src, dst);
+    return;
   }
+  alignas(64) T padded[kVec<T>] = {};
+  std::memcpy(padded, src, count * sizeof(T));
+  load_vec<kVec<T>>(padded, dst);
 }
 
-// ---------------------------------------------------------------------------------------------
-// Elementwise steps on one block, written so that the compiler vectorizes them.
+// Elementwise steps on N values, written with GCC vector types: on arrays the compiler unrolls
+// these 16-step loops before it vectorizes them and then emits scalar code. A vector type makes
+// it one 512-bit operation (AVX-512), or two or four narrower ones (AVX2, SSE2).
+template <typename Acc, int N>
+struct Vector {
+  typedef Acc type __attribute__((vector_size(N * sizeof(Acc))));
+};
 
-template <typename Acc>
-inline void scale(Acc* __restrict dst, const Acc* __restrict x, Acc w, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    dst[i] = w * x[i];
-  }
+// dst = w * x
+template <int N, typename Acc>
+inline void scale(Acc* dst, const Acc* x, Acc w) {
+  typename Vector<Acc, N>::type vx;
+  std::memcpy(&vx, x, sizeof(vx));
+  vx *= w;
+  std::memcpy(dst, &vx, sizeof(vx));
 }
 
-template <typename Acc>
-inline void add_scaled(Acc* __restrict acc, const Acc* __restrict x, Acc w, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    acc[i] += w * x[i];
-  }
+// acc += w * x
+template <int N, typename Acc>
+inline void add_scaled(Acc* acc, const Acc* x, Acc w) {
+  typename Vector<Acc, N>::type vacc, vx;
+  std::memcpy(&vacc, acc, sizeof(vacc));
+  std::memcpy(&vx, x, sizeof(vx));
+  vacc += w * vx;
+  std::memcpy(acc, &vacc, sizeof(vacc));
 }
 
-// Four inputs in one pass over the accumulator, added in order k, k+1, k+2, k+3 as the
-// one-at-a-time loop would.
-template <typename Acc>
-inline void add_scaled4(Acc* __restrict acc, const Acc* __restrict x0, const Acc* __restrict x1,
-                        const Acc* __restrict x2, const Acc* __restrict x3, const Acc* w,
-                        int64_t n) {
-  const Acc w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3];
-  for (int64_t i = 0; i < n; ++i) {
-    Acc a = acc[i];
-    a += w0 * x0[i];
-    a += w1 * x1[i];
-    a += w2 * x2[i];
-    a += w3 * x3[i];
-    acc[i] = a;
-  }
-}
-
-// Dot product in a fixed order: kLanes strided partial sums, then a fixed pairwise tree, so the
-// result depends only on the data, never on threads or timing.
-template <typename Acc>
-inline Acc dot(const Acc* __restrict a, const Acc* __restrict b, int64_t n) {
-  Acc lanes[kLanes] = {};
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    for (int l = 0; l < kLanes; ++l) {
-      lanes[l] += a[i + l] * b[i + l];
-    }
-  }
-  for (int l = 0; i < n; ++i, ++l) {
-    lanes[l] += a[i] * b[i];
-  }
-
-  for (int width = kLanes / 2; width > 0; width /= 2) {
-    for (int l = 0; l < width; ++l) {
-      lanes[l] += lanes[l + width];
-    }
-  }
-  return lanes[0];
+// acc += a * b
+template <int N, typename Acc>
+inline void multiply_add(Acc* acc, const Acc* a, const Acc* b) {
+  typename Vector<Acc, N>::type vacc, va, vb;
+  std::memcpy(&vacc, acc, sizeof(vacc));
+  std::memcpy(&va, a, sizeof(va));
+  std::memcpy(&vb, b, sizeof(vb));
+  vacc += va * vb;
+  std::memcpy(acc, &vacc, sizeof(vacc));
 }
 
 // ---------------------------------------------------------------------------------------------
 // The two kernels.
 
-// out[i] = sum_k weights[k] * inputs[k][i] for i in [begin, end), accumulated in acc_t<T>.
-// `stream` writes the output with non-temporal stores (for outputs larger than the caches).
+// out[i] = sum_k weights[k] * inputs[k][i] for i in [begin, end), accumulated in acc_t<T> in
+// input order. `stream` writes the output with streaming stores (aligned to 64 bytes).
 template <typename T>
 void forward_range(const T* const* inputs, const acc_t<T>* weights, int64_t num_inputs, T* out,
                    int64_t begin, int64_t end, bool stream) {
   using Acc = acc_t<T>;
-  constexpr bool kConvert = !std::is_same_v<T, Acc>;
-  alignas(64) Acc acc[kBlock];
-  alignas(64) Acc buffers[4][kConvert ? kBlock : 1];
-  alignas(64) T rounded[kConvert ? kBlock : 1];
+  constexpr int V = kVec<T>;
+  stream = stream && kHasStreamingStores;
 
-  for (int64_t start = begin; start < end; start += kBlock) {
-    const int64_t n = std::min(kBlock, end - start);
-    const int64_t next = std::min(kBlock, end - start - n);
-    for (int64_t k = 0; k < num_inputs; ++k) {
-      prefetch(inputs[k] + start + n, next * static_cast<int64_t>(sizeof(T)));
+  for (int64_t i = begin; i < end; i += V) {
+    const int count = static_cast<int>(min_of(V, end - i));
+    alignas(64) Acc acc[V];
+    alignas(64) Acc x[V];
+    load_any(inputs[0] + i, x, count);
+    scale<V>(acc, x, weights[0]);
+    for (int64_t k = 1; k < num_inputs; ++k) {
+      load_any(inputs[k] + i, x, count);
+      add_scaled<V>(acc, x, weights[k]);
     }
-
-    scale(acc, acc_view(inputs[0] + start, buffers[0], n), weights[0], n);
-    int64_t k = 1;
-    for (; k + 4 <= num_inputs; k += 4) {
-      const Acc* x[4];
-      for (int j = 0; j < 4; ++j) {
-        x[j] = acc_view(inputs[k + j] + start, buffers[j], n);
-      }
-      add_scaled4(acc, x[0], x[1], x[2], x[3], weights + k, n);
-    }
-    for (; k < num_inputs; ++k) {
-      add_scaled(acc, acc_view(inputs[k] + start, buffers[0], n), weights[k], n);
-    }
-
-    if constexpr (kConvert) {
-      store_block(acc, rounded, n);
-      write_out(out + start, rounded, n * static_cast<int64_t>(sizeof(T)), stream);
-    } else {
-      write_out(out + start, acc, n * static_cast<int64_t>(sizeof(T)), stream);
-    }
+    store_vec(out + i, acc, count, stream);
   }
-  finish_writes(stream);
+  finish_stores(stream);
 }
 
 // For i in [begin, end): input_grads[k][i] = weights[k] * grad[i] (when input_grads is not
-// null), and dots[k] += sum_i grad[i] * inputs[k][i] (when dots is not null). One pass: the
-// gradient block is read once and reused for all K inputs. `stream` writes the input gradients
-// with non-temporal stores.
+// null), and dots[k] += sum_i grad[i] * inputs[k][i] (when dots is not null). One pass: each
+// gradient vector is read once and used for all K inputs. The dot products run in V lanes
+// per input, flushed through a fixed tree into float64 every kStepsPerFlush steps, so the
+// result depends only on the data. `stream` writes the input gradients with streaming stores.
 template <typename T>
 void backward_range(const T* grad, const T* const* inputs, const acc_t<T>* weights,
                     int64_t num_inputs, T* const* input_grads, double* dots, int64_t begin,
                     int64_t end, bool stream) {
   using Acc = acc_t<T>;
-  constexpr bool kConvert = !std::is_same_v<T, Acc>;
-  alignas(64) Acc grad_buffer[kConvert ? kBlock : 1];
-  alignas(64) Acc input_buffer[kConvert ? kBlock : 1];
-  alignas(64) Acc scaled[kBlock];
-  alignas(64) T rounded[kConvert ? kBlock : 1];
+  constexpr int V = kVec<T>;
+  stream = stream && kHasStreamingStores;
 
-  for (int64_t start = begin; start < end; start += kBlock) {
-    const int64_t n = std::min(kBlock, end - start);
-    const int64_t next_bytes = std::min(kBlock, end - start - n) * static_cast<int64_t>(sizeof(T));
-    prefetch(grad + start + n, next_bytes);
+  alignas(64) Acc stack_lanes[kStackInputs * V];
+  Acc* heap_lanes = num_inputs > kStackInputs ? new Acc[num_inputs * V] : nullptr;
+  Acc* lanes = heap_lanes != nullptr ? heap_lanes : stack_lanes;
+
+  for (int64_t flush_start = begin; flush_start < end; flush_start += kStepsPerFlush * V) {
+    const int64_t flush_end = min_of(end, flush_start + kStepsPerFlush * V);
     if (dots != nullptr) {
-      for (int64_t k = 0; k < num_inputs; ++k) {
-        prefetch(inputs[k] + start + n, next_bytes);
+      for (int64_t j = 0; j < num_inputs * V; ++j) {
+        lanes[j] = 0;
       }
     }
 
-    const Acc* g = acc_view(grad + start, grad_buffer, n);
-    for (int64_t k = 0; k < num_inputs; ++k) {
-      if (input_grads != nullptr) {
-        scale(scaled, g, weights[k], n);
-        const int64_t bytes = n * static_cast<int64_t>(sizeof(T));
-        if constexpr (kConvert) {
-          store_block(scaled, rounded, n);
-          write_out(input_grads[k] + start, rounded, bytes, stream);
-        } else {
-          write_out(input_grads[k] + start, scaled, bytes, stream);
+    for (int64_t i = flush_start; i < flush_end; i += V) {
+      const int count = static_cast<int>(min_of(V, flush_end - i));
+      alignas(64) Acc g[V];
+      alignas(64) Acc x[V];
+      alignas(64) Acc scaled[V];
+      load_any(grad + i, g, count);
+
+      for (int64_t k = 0; k < num_inputs; ++k) {
+        if (input_grads != nullptr) {
+          scale<V>(scaled, g, weights[k]);
+          store_vec(input_grads[k] + i, scaled, count, stream);
+        }
+        if (dots != nullptr) {
+          load_any(inputs[k] + i, x, count);
+          multiply_add<V>(lanes + k * V, g, x);
         }
       }
-      if (dots != nullptr) {
-        const Acc* x = acc_view(inputs[k] + start, input_buffer, n);
-        dots[k] += static_cast<double>(dot(g, x, n));
+    }
+
+    if (dots != nullptr) {
+      for (int64_t k = 0; k < num_inputs; ++k) {
+        Acc* lane = lanes + k * V;
+        for (int width = V / 2; width > 0; width /= 2) {
+          for (int l = 0; l < width; ++l) {
+            lane[l] += lane[l + width];
+          }
+        }
+        dots[k] += static_cast<double>(lane[0]);
       }
     }
   }
-  finish_writes(stream);
+  finish_stores(stream);
+  delete[] heap_lanes;
 }
 
 #define IFNAS_STRINGIFY_(x) #x

@@ -1,10 +1,8 @@
 // Baseline variant of the CPU loops: the compiler's default target (SSE2 on x86-64).
 
-// Standard headers first, so that they stay compiled for the baseline target.
-#include <algorithm>
+// Headers first, so that what they define stays compiled for the baseline target.
 #include <cstdint>
 #include <cstring>
-#include <type_traits>
 
 #include "cpu/dispatch.h"
 

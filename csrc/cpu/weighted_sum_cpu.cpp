@@ -53,7 +53,7 @@ T* mutable_data_of(at::Tensor& t) {
 int64_t streaming_threshold() {
   static const int64_t bytes = [] {
     const char* value = std::getenv("IFNAS_CPU_STREAMING_BYTES");
-    return value != nullptr ? std::atoll(value) : int64_t{16} << 20;
+    return value != nullptr ? std::atoll(value) : int64_t{4} << 20;
   }();
   return bytes;
 }

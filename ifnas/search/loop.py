@@ -4,6 +4,11 @@ Each iteration runs the `Activation` the schedule gives, computes cross entropy 
 regularizer of eq. 3 (when some gate learns), steps the weights and the learning gates on the
 same batch (the paper's one-level optimization, eq. 2), then prunes gates below the threshold
 and recounts the retained architecture's MAdds. The search is done when they fit the budget.
+
+Under torchrun every process runs this loop on its share of each batch; the gradients of the
+weights and of the gates are averaged over the processes before each step
+(`ifnas.distributed.average_gradients`), so every process holds the same gates and takes the
+same pruning decisions.
 """
 
 import functools
@@ -15,13 +20,17 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from ifnas.checkpoint import due_inside_epoch
 from ifnas.config import SearchConfig, parse_madds
+from ifnas.distributed import average_gradients
 from ifnas.metrics import MaddsTable, evaluate, recalibrate_batchnorm
 from ifnas.nn.ops import SEP_CONV
 from ifnas.nn.supernet import Activation, Supernet
+from ifnas.sampling import start_epoch
 from ifnas.search.pruning import PruneReport, clear_pruned_state, prune
 from ifnas.search.regularizer import discretization_loss
 from ifnas.search.schedule import SearchSchedule
+from ifnas.train.precision import Precision
 
 _logger = logging.getLogger(__name__)
 
@@ -53,6 +62,8 @@ class SearchLoop:
         self.device = device
         self.writer = writer
         self.budget = parse_madds(cfg.budget_madds)
+        self.precision = Precision(cfg.amp, cfg.channels_last, device)
+        self.precision.model(supernet)
         iters_per_epoch = len(train_loader)
         self.schedule = SearchSchedule(
             L=supernet.space.L,
@@ -76,7 +87,9 @@ class SearchLoop:
             self.weight_optimizer, T_max=cfg.epochs * iters_per_epoch
         )
         self.epoch = 0
+        self.epoch_iter = 0  # iterations done in the current epoch (a resumed run skips them)
         self.global_iter = 0
+        self._totals = {"ce": 0.0, "reg": 0.0, "top1": 0.0, "count": 0}
         self.madds = self.retained_madds()
         # A budget the full supernet already fits cannot end the search: it runs every epoch.
         self.stops_at_budget = self.madds > self.budget
@@ -112,57 +125,92 @@ class SearchLoop:
             ]
         )
 
-    def train_epoch(self, on_iter: Callable[[dict], None] | None = None) -> dict:
-        """Train one epoch, or until the budget is met; returns the epoch's mean metrics."""
+    def train_epoch(
+        self,
+        on_iter: Callable[[dict], None] | None = None,
+        save: Callable[[], None] | None = None,
+        save_every: int = 0,
+    ) -> dict:
+        """Train one epoch, or until the budget is met; returns the epoch's mean metrics.
+
+        A loop resumed inside an epoch goes on from the batch it stopped before. `save()` is
+        called whenever `global_iter` reaches a multiple of `save_every` inside the epoch (the
+        caller saves at its end anyway), between two iterations, where `state_dict` and the
+        RNG states hold exactly what the next iteration needs.
+        """
         net = self.supernet
         net.train()
-        self.train_loader.sampler.set_epoch(self.epoch)
-        totals = {"ce": 0.0, "reg": 0.0, "top1": 0.0}
-        count = 0
+        start_epoch(self.train_loader, self.epoch, self.epoch_iter)
+        totals = self._totals
         for x, y in self.train_loader:
-            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-            activation = self.activation_for(self.global_iter)
-            net.activate(activation)
-            learning = activation.learn_beta or activation.learn_alpha
-
-            logits = net(x)
-            ce = F.cross_entropy(logits, y)
-            loss = ce
-            reg = torch.zeros((), device=self.device)
-            if learning:
-                reg = self.regularizer()
-                loss = ce + reg
-
-            self.weight_optimizer.zero_grad(set_to_none=True)
-            self.arch_optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.weight_optimizer.step()
-            if learning:
-                self.arch_optimizer.step()
-            self.lr_scheduler.step()
-
-            if learning:
-                self._prune()
-            if self.schedule.ends_cycle(self.global_iter):
-                if not self._pruned_in_cycle:
-                    self.mu_scale *= self.cfg.mu_growth
-                self._pruned_in_cycle = False
-            metrics = {
-                "ce": ce.item(),
-                "reg": reg.item(),
-                "top1": (logits.argmax(1) == y).float().mean().item(),
-            }
+            metrics, activation = self.step(x, y)
             for k, v in metrics.items():
                 totals[k] += v
-            count += 1
+            totals["count"] += 1
             self._log_iteration(metrics, activation)
             self.global_iter += 1
+            self.epoch_iter += 1
             if on_iter is not None:
                 on_iter({**metrics, "step": _step_name(activation), "madds": self.madds})
             if self.budget_met:
                 break
+            per_epoch = self.schedule.iters_per_epoch
+            if save and due_inside_epoch(save_every, self.global_iter, self.epoch_iter, per_epoch):
+                save()
         self.epoch += 1
-        return {k: v / max(count, 1) for k, v in totals.items()}
+        self.epoch_iter = 0
+        count = max(totals.pop("count"), 1)
+        self._totals = {"ce": 0.0, "reg": 0.0, "top1": 0.0, "count": 0}
+        return {k: v / count for k, v in totals.items()}
+
+    def step(
+        self, x: torch.Tensor, y: torch.Tensor, activation: Activation | None = None
+    ) -> tuple[dict, Activation]:
+        """One search iteration on the batch `(x, y)`: forward, backward, both optimizer steps,
+        pruning and the budget check. Returns its metrics and the activation it ran.
+
+        `activation` defaults to the schedule's for the current iteration (the benchmarks pass
+        one to time a particular step). The caller advances `global_iter`.
+        """
+        net = self.supernet
+        x, y = self.precision.inputs(x), y.to(self.device, non_blocking=True)
+        if activation is None:
+            activation = self.activation_for(self.global_iter)
+        net.activate(activation)
+        learning = activation.learn_beta or activation.learn_alpha
+
+        with self.precision.autocast():
+            logits = net(x)
+        # The loss and the regularizer in float32, outside autocast: the gates stay float32.
+        ce = F.cross_entropy(logits.float(), y)
+        loss = ce
+        reg = torch.zeros((), device=self.device)
+        if learning:
+            reg = self.regularizer()
+            loss = ce + reg
+
+        self.weight_optimizer.zero_grad(set_to_none=True)
+        self.arch_optimizer.zero_grad(set_to_none=True)
+        self.precision.backward(loss)
+        average_gradients(net)
+        self.precision.step(self.weight_optimizer)
+        if learning:
+            self.precision.step(self.arch_optimizer)
+        self.precision.update()
+        self.lr_scheduler.step()
+
+        if learning:
+            self._prune()
+        if self.schedule.ends_cycle(self.global_iter):
+            if not self._pruned_in_cycle:
+                self.mu_scale *= self.cfg.mu_growth
+            self._pruned_in_cycle = False
+        metrics = {
+            "ce": ce.item(),
+            "reg": reg.item(),
+            "top1": (logits.argmax(1) == y).float().mean().item(),
+        }
+        return metrics, activation
 
     def activation_for(self, global_iter: int) -> Activation:
         """The `Activation` of an iteration: the schedule's (strategies may add to it)."""
@@ -283,13 +331,21 @@ class SearchLoop:
                     w.add_histogram(f"gates/stage{s}_ops", op, e)
 
     def state_dict(self) -> dict:
+        """Everything the loop needs to go on from here: the supernet (weights, gates, masks),
+        both optimizers, the schedule, the precision's scaler, the position in the epoch and in
+        the interleaving-free cycle, the pruning history."""
         return {
             "supernet": self.supernet.state_dict(),
             "weight_optimizer": self.weight_optimizer.state_dict(),
             "arch_optimizer": self.arch_optimizer.state_dict(),
             "lr_scheduler": self.lr_scheduler.state_dict(),
+            "precision": self.precision.state_dict(),
             "epoch": self.epoch,
+            "epoch_iter": self.epoch_iter,
             "global_iter": self.global_iter,
+            "iters_per_epoch": self.schedule.iters_per_epoch,
+            "position": self.schedule.position(self.global_iter),
+            "epoch_totals": dict(self._totals),
             "budget_met": self.budget_met,
             "madds": self.madds,
             "prune_events": self.prune_events,
@@ -298,14 +354,40 @@ class SearchLoop:
         }
 
     def load_state_dict(self, state: dict) -> None:
-        from ifnas.checkpoint import load_model_state
+        """Load `state` all or nothing: when the supernet, an optimizer or the schedule does not
+        fit (another space, other widths, another data size), raise `ValueError` listing what
+        differs, with nothing changed."""
+        from ifnas.checkpoint import (
+            load_model_state,
+            model_state_differences,
+            optimizer_state_differences,
+            refuse_mismatch,
+            scheduler_state_differences,
+        )
+
+        problems = model_state_differences(self.supernet, state["supernet"])
+        for name in ("weight_optimizer", "arch_optimizer"):
+            problems += optimizer_state_differences(getattr(self, name), state[name], name)
+        problems += scheduler_state_differences(self.lr_scheduler, state["lr_scheduler"])
+        saved_iters = state.get("iters_per_epoch", self.schedule.iters_per_epoch)
+        if saved_iters != self.schedule.iters_per_epoch:
+            problems.append(
+                f"epochs of {saved_iters} iterations in the checkpoint, "
+                f"{self.schedule.iters_per_epoch} here (another data size, batch size or "
+                f"number of processes): the schedule would not continue where it stopped"
+            )
+        refuse_mismatch(problems, "the search")
 
         load_model_state(self.supernet, state["supernet"])
         self.supernet.invalidate()
         self.weight_optimizer.load_state_dict(state["weight_optimizer"])
         self.arch_optimizer.load_state_dict(state["arch_optimizer"])
         self.lr_scheduler.load_state_dict(state["lr_scheduler"])
+        if "precision" in state:
+            self.precision.load_state_dict(state["precision"])
         self.epoch = state["epoch"]
+        self.epoch_iter = state.get("epoch_iter", 0)
+        self._totals = dict(state.get("epoch_totals", self._totals))
         self.global_iter = state["global_iter"]
         self.budget_met = state["budget_met"]
         self.madds = state["madds"]

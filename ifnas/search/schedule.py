@@ -59,6 +59,25 @@ class SearchSchedule:
         t = global_iter - self.arch_start
         return t >= 0 and (t + 1) % self.cycle_iters == 0
 
+    def position(self, global_iter: int) -> dict:
+        """Where iteration `global_iter` sits: its epoch and iteration inside it and, once the
+        gates learn, its interleaving-free cycle, the step in it (`warm-up` or `S{lam}`) and
+        the iteration inside the step (for checkpoints and logs)."""
+        epoch, epoch_iter = divmod(global_iter, self.iters_per_epoch)
+        where = {"epoch": epoch, "epoch_iter": epoch_iter}
+        t = global_iter - self.arch_start
+        if t < 0:
+            return {**where, "phase": "weight warm-up"}
+        k = (t % self.cycle_iters) // self.step_iters
+        step = "all" if not self.interleaving_free else "warm-up" if k == 0 else f"S{k - 1}"
+        return {
+            **where,
+            "phase": "cycles",
+            "cycle": t // self.cycle_iters,
+            "step": step,
+            "step_iter": t % self.step_iters,
+        }
+
     def activation(self, global_iter: int) -> Activation:
         """The `Activation` of iteration `global_iter` (counted from 0 over all epochs)."""
         t = global_iter - self.arch_start

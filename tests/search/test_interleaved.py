@@ -86,7 +86,9 @@ def test_loop_draws_per_step_reproducibly():
     loader = make_loader(TensorDataset(torch.randn(8, 1, 8, 8), torch.zeros(8).long()), 4, True, 0)
 
     def activations(seed):
-        loop = InterleavedEdgesLoop(make_supernet(4, (11,)), cfg, loader, "cpu", seed=seed)
+        loop = InterleavedEdgesLoop(
+            make_supernet(4, (11,)), cfg, loader, torch.device("cpu"), seed=seed
+        )
         return [loop.activation_for(t) for t in range(0, 30)]
 
     first, again, other = activations(0), activations(0), activations(1)

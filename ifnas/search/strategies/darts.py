@@ -20,7 +20,6 @@ strongest pair of every node of the full supernet, with no budget (the paper's T
 """
 
 import logging
-from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -28,7 +27,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from ifnas.data import make_loader
+from ifnas.distributed import average_gradients
 from ifnas.nn.supernet import Activation, Supernet
+from ifnas.sampling import SeededItems, start_epoch
 from ifnas.search.loop import SearchLoop
 from ifnas.search.strategies.base import Strategy
 from ifnas.search.to_budget import derive_within_budget
@@ -149,60 +150,61 @@ class DartsLoop(SearchLoop):
             weight_decay=cfg.darts_arch_weight_decay,
         )
         self.stops_at_budget = False  # derivation meets the budget, not the search
+        self.arch_batches_per_epoch = len(arch_loader)
+        self._arch_position = None
+        self._arch_batches = None
 
-    def train_epoch(self, on_iter=None) -> dict:
+    def step(self, x, y, activation=None):
+        """One bi-level iteration: an architecture step on the next batch of the architecture
+        part (once the warm-up is over), then a weight step on `(x, y)` with every gate
+        frozen. `activation` is ignored: every live edge runs in both steps."""
         net = self.supernet
-        net.train()
-        self.train_loader.sampler.set_epoch(self.epoch)
-        self.arch_loader.sampler.set_epoch(self.epoch)
-        arch_batches = _endless(self.arch_loader)
-        totals = {"ce": 0.0, "reg": 0.0, "top1": 0.0}
-        count = 0
-        for x, y in self.train_loader:
-            learning = self.global_iter >= self.schedule.arch_start
-            arch_ce = torch.zeros(())
-            if learning:
-                xa, ya = next(arch_batches)
-                xa, ya = xa.to(self.device, non_blocking=True), ya.to(self.device)
-                net.activate(Activation(None, learn_beta=net.learns_beta, learn_alpha=True))
-                arch_ce = F.cross_entropy(net(xa), ya)
-                self.arch_optimizer.zero_grad(set_to_none=True)
-                arch_ce.backward()
-                self.arch_optimizer.step()
-
-            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-            activation = Activation(None)
-            net.activate(activation)
-            logits = net(x)
-            ce = F.cross_entropy(logits, y)
-            self.weight_optimizer.zero_grad(set_to_none=True)
-            ce.backward()
-            self.weight_optimizer.step()
-            self.lr_scheduler.step()
-
-            metrics = {
-                "ce": ce.item(),
-                "reg": 0.0,
-                "top1": (logits.argmax(1) == y).float().mean().item(),
-            }
-            for k, v in metrics.items():
-                totals[k] += v
-            count += 1
-            self._log_iteration(metrics, activation)
-            if self.writer is not None and learning:
+        learning = self.global_iter >= self.schedule.arch_start
+        if learning:
+            xa, ya = self._arch_batch()
+            xa, ya = self.precision.inputs(xa), ya.to(self.device, non_blocking=True)
+            net.activate(Activation(None, learn_beta=net.learns_beta, learn_alpha=True))
+            with self.precision.autocast():
+                arch_logits = net(xa)
+            arch_ce = F.cross_entropy(arch_logits.float(), ya)
+            self.arch_optimizer.zero_grad(set_to_none=True)
+            self.precision.backward(arch_ce)
+            average_gradients(net)
+            self.precision.step(self.arch_optimizer)
+            if self.writer is not None:
                 self.writer.add_scalar("search/arch_ce", arch_ce.item(), self.global_iter)
-            self.global_iter += 1
-            if on_iter is not None:
-                step = "bi-level" if learning else "warm-up"
-                on_iter({**metrics, "arch_ce": arch_ce.item(), "step": step})
-        self.epoch += 1
-        return {k: v / max(count, 1) for k, v in totals.items()}
 
+        activation = Activation(None)
+        net.activate(activation)
+        x, y = self.precision.inputs(x), y.to(self.device, non_blocking=True)
+        with self.precision.autocast():
+            logits = net(x)
+        ce = F.cross_entropy(logits.float(), y)
+        self.weight_optimizer.zero_grad(set_to_none=True)
+        self.precision.backward(ce)
+        average_gradients(net)
+        self.precision.step(self.weight_optimizer)
+        self.precision.update()
+        self.lr_scheduler.step()
+        metrics = {
+            "ce": ce.item(),
+            "reg": 0.0,
+            "top1": (logits.argmax(1) == y).float().mean().item(),
+        }
+        return metrics, activation
 
-def _endless(loader: DataLoader) -> Iterator:
-    """The loader's batches over and over, in the order of its sampler's current epoch."""
-    while True:
-        yield from loader
+    def _arch_batch(self):
+        """The architecture batch of the current iteration: batch `epoch_iter` (modulo the
+        part's length) of the epoch's order, so that a run resumed anywhere reads the same."""
+        per_epoch = self.arch_batches_per_epoch
+        if self._arch_position != (self.epoch, self.epoch_iter):
+            start_epoch(self.arch_loader, self.epoch, self.epoch_iter % per_epoch)
+            self._arch_batches = iter(self.arch_loader)
+        elif self.epoch_iter % per_epoch == 0:
+            start_epoch(self.arch_loader, self.epoch)
+            self._arch_batches = iter(self.arch_loader)
+        self._arch_position = (self.epoch, self.epoch_iter + 1)
+        return next(self._arch_batches)
 
 
 class Darts(Strategy):
@@ -214,9 +216,10 @@ class Darts(Strategy):
         )
 
     def build_loop(self, supernet, cfg, train_loader, device, writer=None):
-        weights_part, arch_part = split_for_architecture(
-            train_loader.dataset, cfg.search.darts_split
-        )
+        dataset = train_loader.dataset
+        if isinstance(dataset, SeededItems):  # make_loader's wrapper: split what it wraps
+            dataset = dataset.dataset
+        weights_part, arch_part = split_for_architecture(dataset, cfg.search.darts_split)
         return DartsLoop(
             supernet,
             cfg.search,
