@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from ifnas.config import STRATEGIES, load_config
 from ifnas.genotype import Genotype
@@ -93,3 +94,38 @@ def test_darts_resumed_inside_an_epoch_reads_the_same_architecture_batches(tmp_p
     assert genotypes[0] == genotypes[1]
     for key in ("search_iters", "search_val_top1", "retrain_val_top1"):
         assert summary[key] == reference[key], key
+
+
+@pytest.mark.slow
+def test_two_process_pcdarts_search_keeps_one_architecture(tmp_path):
+    """Bi-level search under torchrun: both processes split the same training set, step the
+    same architecture, and derive the same genotype."""
+    from tests.test_distributed import TINY_SEARCH, assert_same_tensors, torchrun
+
+    out = tmp_path / "run"
+    rank0, rank1 = torchrun(
+        tmp_path,
+        "search",
+        "--config",
+        "configs/digits.yaml",
+        "--out",
+        str(out),
+        *TINY_SEARCH,
+        "strategy=pcdarts",
+        f"search.budget_madds={BUDGET}",
+        "search.darts_arch_lr=0.01",
+        "retrain.epochs=0",
+    )
+    a, b = rank0["search"], rank1["search"]
+    learned = [
+        k
+        for k in a["supernet"]
+        if k.startswith(("none_logits.", "gates."))
+        and k.endswith(("alpha", "beta"))
+        and not torch.equal(a["supernet"][k], a["initial"][k])
+    ]
+    assert learned, "no architecture parameter moved: the test would prove nothing"
+    assert_same_tensors(a["supernet"], b["supernet"])
+    assert a["genotype"] == b["genotype"]
+    assert Genotype.load(out / "genotype.json").to_dict() == a["genotype"]
+    assert genotype_cost(Genotype.load(out / "genotype.json"))["madds"] <= BUDGET
