@@ -101,6 +101,9 @@ class SearchConfig:
             a gradient scaler); the gates, the regularizer and the loss stay in float32.
         channels_last: run the supernet and its inputs in the channels-last memory format.
         sync_bn: batch normalization over the global batch of all processes (CUDA only).
+        recompute_full: recompute the ops' activations in backward during steps on every
+            live edge (the warm-up steps), which hold the most memory of an IF cycle; the
+            sub-supernet steps keep theirs. Costs about a third more time in those steps.
     """
 
     epochs: int = 50
@@ -126,6 +129,7 @@ class SearchConfig:
     amp: str = "none"
     channels_last: bool = False
     sync_bn: bool = False
+    recompute_full: bool = True
 
 
 @dataclass

@@ -267,6 +267,7 @@ def _search(cfg, out, data, space, macro, device, writer, checkpoint, progress):
         beta_init=cfg.search.beta_init,
         alpha_init=cfg.search.alpha_init,
         mixing=cfg.model.mixing,
+        recompute_full=cfg.search.recompute_full,
     ).to(device)
     supernet = _sync_bn(supernet, cfg.search.sync_bn)
     broadcast_module(supernet)
