@@ -32,7 +32,8 @@ if [ -z "${CUDA_HOME:-}" ] && ! [ -x /usr/local/cuda/bin/nvcc ] && command -v nv
   CUDA_HOME=$(dirname "$(dirname "$(command -v nvcc)")")
   export CUDA_HOME
 fi
-time "$PYTHON" setup.py build_ext --inplace >build_ext.log 2>&1 || { tail -50 build_ext.log; exit 1; }
+LOG=${TMPDIR:-/tmp}/ifnas_build_ext.log
+time "$PYTHON" setup.py build_ext --inplace >"$LOG" 2>&1 || { tail -50 "$LOG"; exit 1; }
 "$PYTHON" - <<'EOF'
 import ifnas_kernels
 report = ifnas_kernels.backends()

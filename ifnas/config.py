@@ -108,6 +108,9 @@ class SearchConfig:
             a gradient scaler); the gates, the regularizer and the loss stay in float32.
         channels_last: run the supernet and its inputs in the channels-last memory format.
         sync_bn: batch normalization over the global batch of all processes (CUDA only).
+        recompute_full: recompute the ops' activations in backward during steps on every
+            live edge (the warm-up steps), which hold the most memory of an IF cycle; the
+            sub-supernet steps keep theirs. Costs about a third more time in those steps.
         interleaved_edges: `ifnas` only: edges that interleave with the sampled group, added
             (gates frozen) to every sub-supernet in each stage; 0 is IF-NAS, 1 to 3 the
             paper's Table 5 ablation (`ifnas.search.interleaved`).
@@ -147,6 +150,7 @@ class SearchConfig:
     amp: str = "none"
     channels_last: bool = False
     sync_bn: bool = False
+    recompute_full: bool = True
     interleaved_edges: int = 0
     goldnas_mu: float = 0.05
     goldnas_skip_cost: float = 0.1

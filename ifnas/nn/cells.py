@@ -27,7 +27,7 @@ from ifnas.nn.head import Head
 from ifnas.nn.macro import MacroConfig
 from ifnas.nn.mixing import get_mixing, unit_mix
 from ifnas.nn.ops import SEP_CONV, SepConv3x3
-from ifnas.nn.stage import NodeStep
+from ifnas.nn.stage import NodeStep, run_op
 from ifnas.nn.stem import Stem
 from ifnas.nn.supernet import Activation
 from ifnas.space.cells import CellSpace
@@ -104,7 +104,10 @@ class CellOps(nn.Module):
         self.ops = nn.ModuleDict({key: nn.ModuleDict(m) for key, m in ops.items()})
         self.nodes = nodes
 
-    def forward(self, s0, s1, steps: Sequence[NodeStep], weights: Sequence, mix) -> torch.Tensor:
+    def forward(
+        self, s0, s1, steps: Sequence[NodeStep], weights: Sequence, mix, recompute: bool = False
+    ) -> torch.Tensor:
+        """The cell's output; `recompute` as in `StageOps.run`."""
         states = {0: self.preprocess0(s0), 1: self.preprocess1(s1)}
         relus: dict[int, torch.Tensor] = {}
         for step, w in zip(steps, weights, strict=True):
@@ -117,7 +120,7 @@ class CellOps(nn.Module):
                 r = relus.get(i)
                 if r is None:
                     r = relus[i] = F.relu(states[i])
-                tensors.append(edge[op](r))
+                tensors.append(run_op(edge[op], r, recompute))
             states[step.node] = mix(tensors, w)
         return torch.cat([states[j] for j in range(2, self.nodes + 2)], dim=1)
 
@@ -190,7 +193,7 @@ class CellSupernet(nn.Module):
     Args:
         space: the cell space (`darts_cell` shares its two cell genotypes over the cells of
             their kind, `goldnas_cell` searches every cell on its own).
-        macro, beta_init, alpha_init, mixing: as for the L-chain `Supernet`.
+        macro, beta_init, alpha_init, mixing, recompute_full: as for the L-chain `Supernet`.
 
     A node keeps at least `min_inputs` live inputs (2 in `darts_cell`, whose derived nodes
     keep two; 1 in `goldnas_cell`): the cells' outputs concatenate every intermediate node,
@@ -204,12 +207,14 @@ class CellSupernet(nn.Module):
         beta_init: float = 0.0,
         alpha_init: float = 0.0,
         mixing: str = "fused",
+        recompute_full: bool = False,
     ):
         super().__init__()
         self.space = space
         self.macro = macro
         self.mix = get_mixing(mixing)
         self.mixing = mixing
+        self.recompute_full = recompute_full
         self.min_inputs = 2 if space.kind == "darts_cell" else 1
         self.slot_of = [space.genotype_slot(k) for k in range(len(space.layout()))]
 
@@ -348,9 +353,15 @@ class CellSupernet(nn.Module):
         for slot, (steps, index) in enumerate(plans):
             per_node = {j: self.node_weights(slot, j) for j in range(2, self.space.nodes + 2)}
             weights.append([per_node[step.node][ix] for step, ix in zip(steps, index, strict=True)])
+        recompute = (
+            self.recompute_full
+            and self._activation.group is None
+            and self.training
+            and torch.is_grad_enabled()
+        )
         s0 = s1 = self.stem(x)
         for cell, slot in zip(self.cells, self.slot_of, strict=True):
-            s0, s1 = s1, cell(s0, s1, plans[slot][0], weights[slot], self.mix)
+            s0, s1 = s1, cell(s0, s1, plans[slot][0], weights[slot], self.mix, recompute)
         return self.head(s1)
 
     # ---- masks -----------------------------------------------------------------------------

@@ -90,6 +90,10 @@ class Supernet(nn.Module):
         alpha_init: initial op gate logit.
         mixing: `"fused"` sums through `ifnas_kernels.weighted_sum`, `"naive"` with DARTS'
             `sum(w * op(x))`.
+        recompute_full: in training steps on every live edge (the warm-up steps, the peak of
+            an IF cycle's memory) recompute each op's activations in backward instead of
+            keeping them. A recomputed op updates its BN running statistics twice; the search
+            re-estimates them before every validation (`recalibrate_batchnorm`) anyway.
 
     Only active edges run: an edge that is pruned, or outside the current sub-supernet, costs
     nothing, and nodes whose output reaches nothing active are skipped.
@@ -102,6 +106,7 @@ class Supernet(nn.Module):
         beta_init: float = 0.0,
         alpha_init: float = 0.0,
         mixing: str = "fused",
+        recompute_full: bool = False,
     ):
         super().__init__()
         self.space = space
@@ -111,6 +116,7 @@ class Supernet(nn.Module):
         widths = macro.stage_widths(num_stages)
         self.mix = get_mixing(mixing)
         self.mixing = mixing
+        self.recompute_full = recompute_full
 
         self.stem = Stem(macro.in_channels, macro.width, macro.stem_strides)
         self.stages = nn.ModuleList(
@@ -263,12 +269,18 @@ class Supernet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits of a batch `x` (B, in_channels, H, W) through the active edges."""
         plans = self._plan()
+        recompute = (
+            self.recompute_full
+            and self._activation.group is None
+            and self.training
+            and torch.is_grad_enabled()
+        )
         x = self.stem(x)
         for s, stage in enumerate(self.stages):
             if s > 0:
                 x = self.reductions[s - 1](x)
             weights = self.step_weights(s, plans[s].gate_index)
-            x = stage.run(x, plans[s].steps, weights, self.mix)
+            x = stage.run(x, plans[s].steps, weights, self.mix, recompute)
         return self.head(x)
 
     def step_weights(self, stage: int, gate_index: tuple[torch.Tensor, ...]) -> list:

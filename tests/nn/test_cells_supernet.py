@@ -5,6 +5,7 @@ import random
 import pytest
 import torch
 
+import ifnas.nn.stage as stage_module
 from ifnas.cell_genotype import CellGenotype, cell_depth
 from ifnas.genotype import GenotypeError
 from ifnas.metrics import count_madds, genotype_cost
@@ -167,3 +168,22 @@ def test_bad_cell_genotypes(slots, message):
         CellGenotype(CellSpace("goldnas_cell", (1,)), MACRO, slots)
     with pytest.raises(GenotypeError, match="searched cells"):
         CellGenotype(CellSpace("darts_cell", (1,)), MACRO, slots)
+
+
+def test_recomputed_cell_ops_give_the_same_gradients(monkeypatch):
+    calls = []
+    real = stage_module.checkpoint
+    monkeypatch.setattr(
+        stage_module, "checkpoint", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    grads = []
+    for recompute in (False, True):
+        torch.manual_seed(0)
+        net = CellSupernet(CellSpace("darts_cell", (1, 1)), MACRO, recompute_full=recompute)
+        net.activate(Activation(None, learn_beta=True, learn_alpha=True))
+        torch.manual_seed(1)
+        net(torch.randn(4, 1, 8, 8)).logsumexp(1).sum().backward()
+        grads.append([p.grad.clone() for p in net.parameters() if p.grad is not None])
+        assert bool(calls) == recompute
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b)

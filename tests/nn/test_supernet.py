@@ -172,3 +172,17 @@ def test_masks_survive_state_dict_round_trip(supernet):
     assert fresh.live_inputs(1) == supernet.live_inputs(1)
     assert fresh.gate(0, 1, 3) == 0.0
     assert fresh.gate(1, 2, 4, "skip_connect") == 0.0
+
+
+@pytest.mark.parametrize("group", [None, 1])
+def test_recomputed_full_steps_give_the_same_gradients(group):
+    x = torch.randn(4, 1, 8, 8)
+    grads = []
+    for recompute in (False, True):
+        net = make_supernet(seed=7, recompute_full=recompute)
+        net.activate(Activation(group=group, learn_beta=True, learn_alpha=True))
+        net(x).square().sum().backward()
+        grads.append({n: p.grad for n, p in net.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys()
+    for name in grads[0]:
+        torch.testing.assert_close(grads[1][name], grads[0][name], rtol=1e-5, atol=1e-6, msg=name)

@@ -49,6 +49,7 @@ class Strategy:
             beta_init=cfg.search.beta_init,
             alpha_init=cfg.search.alpha_init,
             mixing=cfg.model.mixing,
+            recompute_full=cfg.search.recompute_full,
         )
 
     def build_loop(

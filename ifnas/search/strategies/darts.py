@@ -50,8 +50,22 @@ class DartsSupernet(Supernet):
 
     learns_beta = False
 
-    def __init__(self, space, macro, alpha_init: float = 0.0, mixing: str = "fused"):
-        super().__init__(space, macro, beta_init=0.0, alpha_init=alpha_init, mixing=mixing)
+    def __init__(
+        self,
+        space,
+        macro,
+        alpha_init: float = 0.0,
+        mixing: str = "fused",
+        recompute_full: bool = False,
+    ):
+        super().__init__(
+            space,
+            macro,
+            beta_init=0.0,
+            alpha_init=alpha_init,
+            mixing=mixing,
+            recompute_full=recompute_full,
+        )
         self.none_logits = nn.ParameterDict(
             {
                 key: nn.Parameter(torch.full_like(g.beta, alpha_init))
@@ -212,7 +226,11 @@ class Darts(Strategy):
 
     def build_supernet(self, cfg, space, macro):
         return DartsSupernet(
-            space, macro, alpha_init=cfg.search.alpha_init, mixing=cfg.model.mixing
+            space,
+            macro,
+            alpha_init=cfg.search.alpha_init,
+            mixing=cfg.model.mixing,
+            recompute_full=cfg.search.recompute_full,
         )
 
     def build_loop(self, supernet, cfg, train_loader, device, writer=None):

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ifnas.nn.ops import SKIP
-from ifnas.nn.stage import NodeStep, StageOps
+from ifnas.nn.stage import NodeStep, StageOps, run_op
 from ifnas.search.strategies.darts import MASKED_LOGIT, Darts, DartsSupernet
 from ifnas.space.lchain import OPS
 
@@ -50,7 +50,9 @@ class PartialStageOps(StageOps):
         super().__init__(edges, channels // k)
         self.k = k
 
-    def node_output(self, step: NodeStep, states, relus, weights, mix) -> torch.Tensor:
+    def node_output(
+        self, step: NodeStep, states, relus, weights, mix, recompute: bool = False
+    ) -> torch.Tensor:
         pair_weights, edge_weights = weights
         part = []
         sources, first = [], []
@@ -66,7 +68,7 @@ class PartialStageOps(StageOps):
             r = relus.get(i)
             if r is None:
                 r = relus[i] = F.relu(x[:, :c])
-            part.append(self.ops[f"{i}_{step.node}"][op](r))
+            part.append(run_op(self.ops[f"{i}_{step.node}"][op], r, recompute))
         mixed = mix(part, pair_weights)
         if self.k == 1:
             return mixed
@@ -84,9 +86,13 @@ class PCDartsSupernet(DartsSupernet):
 
     learns_beta = True
 
-    def __init__(self, space, macro, alpha_init=0.0, mixing="fused", k: int = 4):
+    def __init__(
+        self, space, macro, alpha_init=0.0, mixing="fused", k: int = 4, recompute_full=False
+    ):
         self.k = k  # read by make_stage_ops during Supernet.__init__
-        super().__init__(space, macro, alpha_init=alpha_init, mixing=mixing)
+        super().__init__(
+            space, macro, alpha_init=alpha_init, mixing=mixing, recompute_full=recompute_full
+        )
 
     def make_stage_ops(self, edges, channels):
         return PartialStageOps(edges, channels, self.k)
@@ -113,4 +119,5 @@ class PCDarts(Darts):
             alpha_init=cfg.search.alpha_init,
             mixing=cfg.model.mixing,
             k=cfg.search.pc_k,
+            recompute_full=cfg.search.recompute_full,
         )

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+import ifnas.nn.stage as stage_module
 from ifnas.config import ConfigError, load_config
 from ifnas.nn.macro import MacroConfig
 from ifnas.nn.ops import SepConv3x3
@@ -140,3 +141,24 @@ def test_width_not_divisible_by_k_is_an_error_at_build():
     with pytest.raises(ConfigError, match="divisible by search.pc_k=4; got 6"):
         load_config(None, ["strategy=pcdarts", "model.width=6"])
     load_config(None, ["strategy=ifnas", "model.width=6"])  # only pcdarts cares
+
+
+def test_recomputed_partial_channel_ops_give_the_same_gradients(monkeypatch):
+    calls = []
+    real = stage_module.checkpoint
+    monkeypatch.setattr(
+        stage_module, "checkpoint", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    grads = []
+    for recompute in (False, True):
+        torch.manual_seed(0)
+        macro = MacroConfig(in_channels=1, num_classes=10, input_size=8, width=8)
+        net = PCDartsSupernet(LChainSpace(3, (6, 4)), macro, k=4, recompute_full=recompute)
+        net.activate(Activation(None, learn_beta=True, learn_alpha=True))
+        torch.manual_seed(1)
+        net(torch.randn(4, 1, 8, 8)).logsumexp(1).sum().backward()
+        grads.append([p.grad.clone() for p in net.parameters() if p.grad is not None])
+        assert bool(calls) == recompute
+    assert len(grads[0]) == len(grads[1])
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b)
