@@ -69,6 +69,7 @@ RESUME_FREE = (
     "data.workers",
     "data.root",
     "checkpoint_every_iters",
+    "search.recompute_full",  # memory against time; the gradients are the same
     "compare.strategies",
     "compare.seeds",
 )
