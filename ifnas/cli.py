@@ -147,7 +147,8 @@ def _cmd_compare(args) -> int:
         results = run_compare(cfg, out, progress=_tqdm_progress)
     print((out / "table.md").read_text())
     print(
-        f"{len(results['runs'])} runs in {results['wall_s']:.0f} s; outputs in {out.resolve()}/: "
+        f"{len(results['runs'])} runs ({results['runs_wall_s']:.0f} s of runs, "
+        f"{results['wall_s']:.0f} s in this invocation); outputs in {out.resolve()}/: "
         f"table.md, results.json, architectures.png, <strategy>/seed<k>/"
     )
     return 0

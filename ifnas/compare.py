@@ -122,7 +122,8 @@ def run_compare(cfg: Config, out: str | Path, progress=None) -> dict:
     results = {
         "strategies": list(cfg.compare.strategies),
         "seeds": seeds,
-        "wall_s": round(time.time() - started, 1),
+        "wall_s": round(time.time() - started, 1),  # this invocation
+        "runs_wall_s": round(sum(r["wall_s"] for r in summaries), 1),  # when each run ran
         "rows": rows,
         "runs": summaries,
         "config": cfg.to_dict(),
