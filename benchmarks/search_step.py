@@ -59,11 +59,17 @@ class StepCase:
     width: int = 16
     batch: int = 32
     input_size: int = 32
+    stem_strides: tuple[int, ...] = (1,)
+    num_classes: int = 10
     device: str = "cpu"
 
     def macro(self) -> MacroConfig:
         return MacroConfig(
-            in_channels=3, num_classes=10, input_size=self.input_size, width=self.width
+            in_channels=3,
+            num_classes=self.num_classes,
+            input_size=self.input_size,
+            width=self.width,
+            stem_strides=self.stem_strides,
         )
 
 
@@ -146,7 +152,7 @@ def run(case: StepCase, reps: int = 5, warmup: int = 1, measure_memory: bool = T
     """Time and measure every variant of `case` in one run."""
     g = torch.Generator().manual_seed(1)
     x = torch.randn(case.batch, 3, case.input_size, case.input_size, generator=g).to(case.device)
-    y = torch.randint(0, 10, (case.batch,), generator=g).to(case.device)
+    y = torch.randint(0, case.num_classes, (case.batch,), generator=g).to(case.device)
 
     loop = _ours(case)
     variants = {"naive-full": _naive(case)}

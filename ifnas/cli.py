@@ -1,5 +1,5 @@
 """Command line: `ifnas search`, `ifnas retrain`, `ifnas compare`, `ifnas diagnose`,
-`ifnas space`, `ifnas show`.
+`ifnas space`, `ifnas show`, `ifnas bench`.
 
 `search` and `retrain` run in one process as they are, and on many under torchrun
 (`torchrun --nproc_per_node=8 -m ifnas search ...`): rank 0 logs, shows progress and writes
@@ -8,6 +8,7 @@ the run directory; the other processes log errors only.
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import logging
 import os
@@ -240,6 +241,41 @@ def _cmd_show(args) -> int:
     return 0
 
 
+BENCH_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
+
+
+def _load_bench(script: Path):
+    """The benchmark script of the source tree as a module (`benchmarks/` is not packaged)."""
+    name = "ifnas_bench"
+    if name in sys.modules:
+        return sys.modules[name]
+    if not script.is_file():
+        raise FileNotFoundError(
+            f"the benchmarks are part of the source repository, not of the package: {script} "
+            "does not exist; clone the repository and install it with `make demo` or "
+            "`pip install --no-build-isolation -e .`"
+        )
+    spec = importlib.util.spec_from_file_location(name, script)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def _cmd_bench(argv: list[str]) -> int:
+    """`ifnas bench ...`: `benchmarks/bench.py` with the same arguments."""
+    try:
+        bench = _load_bench(BENCH_SCRIPT)
+    except FileNotFoundError as error:
+        print(f"ifnas bench: error: {error}", file=sys.stderr)
+        return 2
+    return bench.main(argv)
+
+
 def _add_run_arguments(parser: argparse.ArgumentParser, config_help: str, default_name: str):
     """`--config`, `--out`, `--resume` and `key=value` overrides of a training command."""
     parser.add_argument("--config", help=config_help)
@@ -327,12 +363,22 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("genotype", help="genotype.json")
     show.add_argument("--out", help="PNG to write (default: beside the genotype)")
     show.set_defaults(func=_cmd_show)
+
+    # Parsed by benchmarks/bench.py itself (see `ifnas bench --help`); listed here for --help.
+    sub.add_parser(
+        "bench",
+        help="the op and the search step against naive DARTS: speed and memory, as a table",
+        add_help=False,
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     from ifnas.distributed import launched
 
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:
+        return _cmd_bench(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         with launched():

@@ -174,12 +174,15 @@ def test_masks_survive_state_dict_round_trip(supernet):
     assert fresh.gate(1, 2, 4, "skip_connect") == 0.0
 
 
-@pytest.mark.parametrize("group", [None, 1])
-def test_recomputed_full_steps_give_the_same_gradients(group):
+@pytest.mark.parametrize("group, frozen_stem", [(None, False), (1, False), (None, True)])
+def test_recomputed_full_steps_give_the_same_gradients(group, frozen_stem):
+    # A frozen stem hands the first ops an input without gradient: the recomputed ops must
+    # still give their own parameters gradients.
     x = torch.randn(4, 1, 8, 8)
     grads = []
     for recompute in (False, True):
         net = make_supernet(seed=7, recompute_full=recompute)
+        net.stem.requires_grad_(not frozen_stem)
         net.activate(Activation(group=group, learn_beta=True, learn_alpha=True))
         net(x).square().sum().backward()
         grads.append({n: p.grad for n, p in net.named_parameters() if p.grad is not None})
