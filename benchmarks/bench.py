@@ -73,7 +73,7 @@ class Plan:
 
 def plan(quick: bool, device: str, batch: int | None = None) -> Plan:
     """The cases of `ifnas bench [--quick]` on `device`."""
-    chosen = Plan(op_reps=5 if quick else 15, step_reps=3 if quick else 7)
+    chosen = Plan(op_reps=5 if quick else 15, step_reps=5 if quick else 7)
     on_gpu = device != "cpu"
     chosen.op_cases.append(OpCase(*TARGET, with_compile=True))
     shapes = ["cifar-s0"] if quick else list(LAYER_SHAPES)
@@ -110,6 +110,10 @@ def run(chosen: Plan, device: str) -> dict:
             if c.with_compile
             else tuple(name for name in bench_op.providers(device) if name != "compile")
         )
+        if c.with_compile:
+            # Each shape compiles anew; past dynamo's recompile limit (8) `torch.compile`
+            # silently runs the eager code, so every case starts from an empty cache.
+            torch._dynamo.reset()
         case = bench_op.Case(c.K, c.numel, "float32", device)
         with _quiet_profiler():
             report = bench_op.run(case, reps=chosen.op_reps, only=only)
