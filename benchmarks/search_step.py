@@ -117,8 +117,9 @@ def _ours(case: StepCase) -> SearchLoop:
         mu_growth=1.0,
         prune_threshold=1e-30,  # the check runs (and costs what it costs) but never prunes
     )
-    net = Supernet(LChainSpace(case.L, case.stages), case.macro(),
-                   recompute_full=cfg.recompute_full).to(case.device)
+    net = Supernet(
+        LChainSpace(case.L, case.stages), case.macro(), recompute_full=cfg.recompute_full
+    ).to(case.device)
     return SearchLoop(net, cfg, _Batches(100), torch.device(case.device))
 
 
