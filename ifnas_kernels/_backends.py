@@ -99,12 +99,38 @@ def _import_backend(name: str) -> Backend:
         return Backend(name, _ref.forward, _ref.backward)
     if name == "cpp":
         module = importlib.import_module("ifnas_kernels._C")
+        _check_cpu_isa(module.isa())
         return Backend(name, module.weighted_sum, module.weighted_sum_backward)
     if name == "cuda":
         module = importlib.import_module("ifnas_kernels._cuda")
         return Backend(name, module.weighted_sum, module.weighted_sum_backward)
     module = importlib.import_module("ifnas_kernels._triton")
     return Backend(name, module.forward, module.backward)
+
+
+CPU_ISA_ENV_VAR = "IFNAS_CPU_ISA"
+CPU_ISAS = ("baseline", "avx2", "avx512")
+
+
+def _check_cpu_isa(chosen: str) -> None:
+    """Warn when `IFNAS_CPU_ISA` asked for a variant of the C++ loops that was not chosen.
+
+    The variable caps the instruction set of the CPU loops (tests run the narrower variants on a
+    wide processor); the C++ side never picks one the processor lacks.
+    """
+    asked = os.environ.get(CPU_ISA_ENV_VAR, "").strip()
+    if not asked or asked == chosen:
+        return
+    if asked not in CPU_ISAS:
+        why = f"expected one of {', '.join(CPU_ISAS)}"
+    else:
+        why = "this processor lacks it"
+    warnings.warn(
+        f"ifnas_kernels: {CPU_ISA_ENV_VAR}={asked!r} is not used ({why}); the CPU loops use "
+        f"{chosen}.",
+        RuntimeWarning,
+        stacklevel=2,
+    )
 
 
 def _triton_gpu_reason() -> str | None:

@@ -2,7 +2,8 @@
 //
 // The wheel has to run on any x86-64 processor, so the loops are compiled three times: for the
 // baseline (SSE2), for AVX2 + FMA + F16C, and for AVX-512. The first call picks the widest
-// variant that this processor supports. Other processors and compilers get the baseline only.
+// variant that this processor supports, or no wider than IFNAS_CPU_ISA when that is set. Other
+// processors and compilers get the baseline only.
 
 #pragma once
 

@@ -15,14 +15,20 @@
 // (forward) or in a K x kVec<T> array in L1 (the backward's dot products). Target features come
 // from the includer's IFNAS_ISA_* macros.
 
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 #include "cpu/dispatch.h"
 
 #ifndef IFNAS_CPU_ISA
 #error "define IFNAS_CPU_ISA before including cpu/kernel.h"
 #endif
+
+// Steps pass between the inline helpers below by value; GCC notes that such vector returns would
+// change the ABI of a non-inline function, which none of them is.
+#pragma GCC diagnostic ignored "-Wpsabi"
 
 namespace ifnas::cpu::IFNAS_CPU_ISA {
 
@@ -85,126 +91,152 @@ inline uint16_t float_to_half_bits(float value) {
   return out | uint16_t(sign >> 16);
 }
 
-inline float bfloat16_bits_to_float(uint16_t h) {
-  return float_of(uint32_t(h) << 16);
-}
+// ---------------------------------------------------------------------------------------------
+// Steps. A step holds kVec<T> values of the accumulation type in an array of this target's vector
+// registers (GCC vector types of the register's width, one zmm or two ymm for 16 floats); the
+// loops over its registers unroll and the array lives in registers. Loads and stores move whole
+// registers between memory and the step. Two earlier versions staged steps in memory: plain
+// arrays copied in narrower pieces than they were read back (every load waited on a failed
+// store-to-load forward), then one vector type wider than the registers, which GCC keeps in
+// memory on AVX2; either ran at a sixth to a third of the copy bandwidth on AMD Zen 3.
 
-inline uint16_t float_to_bfloat16_bits(float value) {
-  // Round to nearest even, as c10::BFloat16 does; NaN becomes the canonical quiet NaN.
-  const uint32_t bits = bits_of(value);
-  const uint16_t rounded = uint16_t((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
-  return (bits & 0x7fffffffu) > 0x7f800000u ? uint16_t(0x7fc0) : rounded;
-}
-
-// Converts n elements of src into the float buffer dst.
-
-// Loads N elements of T into acc_t<T>.
-template <int N>
-inline void load_vec(const float* src, float* dst) {
-  std::memcpy(dst, src, N * sizeof(float));
-}
-
-template <int N>
-inline void load_vec(const double* src, double* dst) {
-  std::memcpy(dst, src, N * sizeof(double));
-}
-
-template <int N>
-inline void load_vec(const BFloat16* src, float* dst) {
-  for (int l = 0; l < N; ++l) {
-    dst[l] = bfloat16_bits_to_float(src[l].bits);
-  }
-}
-
-template <int N>
-inline void load_vec(const Half* src, float* dst) {
 #if IFNAS_ISA_AVX512
-  // 512-bit conversions: 256-bit stores read back by 512-bit loads would stall.
-  for (int l = 0; l < N; l += 16) {
-    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + l));
-    _mm512_storeu_ps(dst + l, _mm512_cvtph_ps(h));
-  }
-#elif IFNAS_ISA_F16C
-  for (int l = 0; l < N; l += 8) {
-    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + l));
-    _mm256_storeu_ps(dst + l, _mm256_cvtph_ps(h));
-  }
+constexpr int kRegisterBytes = 64;
+#elif IFNAS_ISA_AVX2
+constexpr int kRegisterBytes = 32;
 #else
-  for (int l = 0; l < N; ++l) {
-    dst[l] = half_bits_to_float(src[l].bits);
-  }
+constexpr int kRegisterBytes = 16;
 #endif
+
+template <typename E, int Bytes = kRegisterBytes>
+struct VectorOf {
+  typedef E type __attribute__((vector_size(Bytes)));
+};
+
+template <typename T>
+struct Step {
+  using Acc = acc_t<T>;
+  using Register = typename VectorOf<Acc>::type;
+  static constexpr int kLanes = kRegisterBytes / sizeof(Acc);
+  static constexpr int kRegisters = kVec<T> / kLanes;
+  Register reg[kRegisters];
+};
+
+// A register of 16-bit storage elements, and the half-register that one register of float32
+// values rounds into.
+using Packed16 = VectorOf<uint16_t>::type;
+using Narrow16 = VectorOf<uint16_t, kRegisterBytes / 2>::type;
+using Bits32 = VectorOf<uint32_t>::type;
+
+// The two halves lo, hi as one vector (indices 0 .. 2n-1 of __builtin_shufflevector).
+template <typename Half_, std::size_t... I>
+inline Packed16 concat(const Half_& lo, const Half_& hi, std::index_sequence<I...>) {
+  return __builtin_shufflevector(lo, hi, I...);
 }
 
-// Rounds N values of acc_t<T> into T.
-template <int N>
-inline void round_vec(const float* src, float* dst) {
-  std::memcpy(dst, src, N * sizeof(float));
+inline Packed16 concat(const Narrow16& lo, const Narrow16& hi) {
+  return concat(lo, hi, std::make_index_sequence<kRegisterBytes / sizeof(uint16_t)>());
 }
 
-template <int N>
-inline void round_vec(const double* src, double* dst) {
-  std::memcpy(dst, src, N * sizeof(double));
+// Arithmetic on whole steps; each loop runs over the step's registers.
+template <typename T>
+inline Step<T> scaled(acc_t<T> w, const Step<T>& x) {
+  Step<T> out;
+#pragma GCC unroll 8
+  for (int r = 0; r < Step<T>::kRegisters; ++r) {
+    out.reg[r] = w * x.reg[r];
+  }
+  return out;
 }
 
-template <int N>
-inline void round_vec(const float* src, BFloat16* dst) {
-  for (int l = 0; l < N; ++l) {
-    dst[l].bits = float_to_bfloat16_bits(src[l]);
+// acc += w * x
+template <typename T>
+inline void add_scaled(Step<T>& acc, acc_t<T> w, const Step<T>& x) {
+#pragma GCC unroll 8
+  for (int r = 0; r < Step<T>::kRegisters; ++r) {
+    acc.reg[r] += w * x.reg[r];
   }
 }
 
-template <int N>
-inline void round_vec(const float* src, Half* dst) {
+// acc += a * b
+template <typename T>
+inline void multiply_add(Step<T>& acc, const Step<T>& a, const Step<T>& b) {
+#pragma GCC unroll 8
+  for (int r = 0; r < Step<T>::kRegisters; ++r) {
+    acc.reg[r] += a.reg[r] * b.reg[r];
+  }
+}
+
+// Loads: one whole step of T from src (any alignment) into the accumulation type.
+template <typename T>
+inline Step<T> load_same_type(const T* src) {
+  Step<T> s;
+#pragma GCC unroll 8
+  for (int r = 0; r < Step<T>::kRegisters; ++r) {
+    std::memcpy(&s.reg[r], src + r * Step<T>::kLanes, kRegisterBytes);
+  }
+  return s;
+}
+
+inline Step<float> load_step(const float* src) {
+  return load_same_type(src);
+}
+
+inline Step<double> load_step(const double* src) {
+  return load_same_type(src);
+}
+
+inline Step<BFloat16> load_step(const BFloat16* src) {
+  using S = Step<BFloat16>;
+  S s;
+#pragma GCC unroll 8
+  for (int r = 0; r < S::kRegisters; ++r) {
+    Narrow16 h;
+    std::memcpy(&h, src + r * S::kLanes, sizeof(h));
+    const Bits32 bits = __builtin_convertvector(h, Bits32) << 16;
+    std::memcpy(&s.reg[r], &bits, sizeof(bits));
+  }
+  return s;
+}
+
+inline Step<Half> load_step(const Half* src) {
+  using S = Step<Half>;
+  S s;
+#pragma GCC unroll 8
+  for (int r = 0; r < S::kRegisters; ++r) {
+    const Half* piece = src + r * S::kLanes;
 #if IFNAS_ISA_AVX512
-  for (int l = 0; l < N; l += 16) {
-    const __m256i h = _mm512_cvtps_ph(_mm512_loadu_ps(src + l), _MM_FROUND_TO_NEAREST_INT);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + l), h);
-  }
+    const __m512 f = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(piece)));
 #elif IFNAS_ISA_F16C
-  for (int l = 0; l < N; l += 8) {
-    const __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(src + l), _MM_FROUND_TO_NEAREST_INT);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + l), h);
-  }
+    const __m256 f = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(piece)));
 #else
-  for (int l = 0; l < N; ++l) {
-    dst[l].bits = float_to_half_bits(src[l]);
-  }
+    float f[S::kLanes];
+    for (int l = 0; l < S::kLanes; ++l) {
+      f[l] = half_bits_to_float(piece[l].bits);
+    }
 #endif
+    std::memcpy(&s.reg[r], &f, sizeof(s.reg[r]));
+  }
+  return s;
+}
+
+// Reads count <= kVec<T> elements, zero-padded (the end of a range is not a whole step).
+template <typename T>
+inline Step<T> load_partial(const T* src, int count) {
+  alignas(64) T padded[kVec<T>] = {};
+  std::memcpy(padded, src, count * sizeof(T));
+  return load_step(padded);
+}
+
+template <typename T>
+inline Step<T> load_any(const T* src, int count) {
+  return count == kVec<T> ? load_step(src) : load_partial(src, count);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Stores. Outputs larger than the caches go out with non-temporal (streaming) stores: a plain
 // store reads each destination line before writing it, one more pass over the output, and
 // evicts inputs that are still to be read.
-
-// Writes `Bytes` bytes (a multiple of 16) to `dst`, aligned to Bytes or to 64, bypassing the
-// caches.
-template <int Bytes>
-inline void stream_store(void* dst, const void* src) {
-  static_assert(Bytes % 16 == 0, "streaming stores move 16-byte pieces");
-  char* d = static_cast<char*>(dst);
-  const char* s = static_cast<const char*>(src);
-  int offset = 0;
-#if IFNAS_ISA_AVX512
-  for (; offset + 64 <= Bytes; offset += 64) {
-    _mm512_stream_si512(reinterpret_cast<__m512i*>(d + offset), _mm512_loadu_si512(s + offset));
-  }
-#endif
-#if IFNAS_ISA_AVX2
-  for (; offset + 32 <= Bytes; offset += 32) {
-    _mm256_stream_si256(reinterpret_cast<__m256i*>(d + offset),
-                        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + offset)));
-  }
-#endif
-#if defined(__SSE2__)
-  for (; offset + 16 <= Bytes; offset += 16) {
-    _mm_stream_si128(reinterpret_cast<__m128i*>(d + offset),
-                     _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + offset)));
-  }
-#endif
-  std::memcpy(d + offset, s + offset, Bytes - offset);
-}
 
 // Whether this build has streaming stores at all.
 constexpr bool kHasStreamingStores =
@@ -214,17 +246,120 @@ constexpr bool kHasStreamingStores =
     false;
 #endif
 
-// Rounds kVec<T> accumulated values and writes them to dst[0 .. count), streaming when asked
-// (and only for whole vectors, which start on a cache line).
-template <typename T>
-inline void store_vec(T* dst, const acc_t<T>* values, int count, bool stream) {
-  alignas(64) T rounded[kVec<T>];
-  round_vec<kVec<T>>(values, rounded);
-  if (stream && count == kVec<T>) {
-    stream_store<kVec<T> * sizeof(T)>(dst, rounded);
-  } else {
-    std::memcpy(dst, rounded, count * sizeof(T));
+// Writes one register's bytes to dst, bypassing the caches when `stream` (dst is then aligned
+// to the register's width).
+template <typename Vec>
+inline void write_register(void* dst, const Vec& v, bool stream) {
+  static_assert(sizeof(Vec) == kRegisterBytes, "one whole register");
+#if IFNAS_ISA_AVX512
+  if (stream) {
+    __m512i piece;
+    std::memcpy(&piece, &v, sizeof(piece));
+    _mm512_stream_si512(static_cast<__m512i*>(dst), piece);
+    return;
   }
+#elif IFNAS_ISA_AVX2
+  if (stream) {
+    __m256i piece;
+    std::memcpy(&piece, &v, sizeof(piece));
+    _mm256_stream_si256(static_cast<__m256i*>(dst), piece);
+    return;
+  }
+#elif defined(__SSE2__)
+  if (stream) {
+    __m128i piece;
+    std::memcpy(&piece, &v, sizeof(piece));
+    _mm_stream_si128(static_cast<__m128i*>(dst), piece);
+    return;
+  }
+#endif
+  std::memcpy(dst, &v, sizeof(v));
+}
+
+// Rounds one float32 register into bfloat16 bits (round to nearest even, as c10::BFloat16 does;
+// NaN becomes the canonical quiet NaN).
+inline Narrow16 round_bfloat16(const Bits32& bits) {
+  const Bits32 rounded = (bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16;
+  const Bits32 quiet_nan = Bits32{} + 0x7fc0u;
+  const Bits32 out = (bits & 0x7fffffffu) > 0x7f800000u ? quiet_nan : rounded;
+  return __builtin_convertvector(out, Narrow16);
+}
+
+// Rounds two float32 registers into one register of float16 bits (round to nearest even).
+inline Packed16 round_half(const Step<Half>::Register& lo, const Step<Half>::Register& hi) {
+#if IFNAS_ISA_AVX512
+  __m512 lo_f, hi_f;
+  std::memcpy(&lo_f, &lo, sizeof(lo_f));
+  std::memcpy(&hi_f, &hi, sizeof(hi_f));
+  const __m256i lo_h = _mm512_cvtps_ph(lo_f, _MM_FROUND_TO_NEAREST_INT);
+  const __m256i hi_h = _mm512_cvtps_ph(hi_f, _MM_FROUND_TO_NEAREST_INT);
+  const __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(lo_h), hi_h, 1);
+#elif IFNAS_ISA_F16C
+  __m256 lo_f, hi_f;
+  std::memcpy(&lo_f, &lo, sizeof(lo_f));
+  std::memcpy(&hi_f, &hi, sizeof(hi_f));
+  const __m128i lo_h = _mm256_cvtps_ph(lo_f, _MM_FROUND_TO_NEAREST_INT);
+  const __m128i hi_h = _mm256_cvtps_ph(hi_f, _MM_FROUND_TO_NEAREST_INT);
+  const __m256i both = _mm256_set_m128i(hi_h, lo_h);
+#else
+  constexpr int n = Step<Half>::kLanes;
+  uint16_t both[2 * n];
+  for (int l = 0; l < n; ++l) {
+    both[l] = float_to_half_bits(lo[l]);
+    both[n + l] = float_to_half_bits(hi[l]);
+  }
+#endif
+  Packed16 out;
+  std::memcpy(&out, &both, sizeof(out));
+  return out;
+}
+
+// Rounds one whole step once into T and writes it to dst, streaming when asked (dst then starts
+// a cache line).
+inline void store_step(float* dst, const Step<float>& v, bool stream) {
+#pragma GCC unroll 8
+  for (int r = 0; r < Step<float>::kRegisters; ++r) {
+    write_register(dst + r * Step<float>::kLanes, v.reg[r], stream);
+  }
+}
+
+inline void store_step(double* dst, const Step<double>& v, bool stream) {
+#pragma GCC unroll 8
+  for (int r = 0; r < Step<double>::kRegisters; ++r) {
+    write_register(dst + r * Step<double>::kLanes, v.reg[r], stream);
+  }
+}
+
+inline void store_step(BFloat16* dst, const Step<BFloat16>& v, bool stream) {
+  using S = Step<BFloat16>;
+#pragma GCC unroll 8
+  for (int r = 0; r < S::kRegisters; r += 2) {
+    Bits32 lo, hi;
+    std::memcpy(&lo, &v.reg[r], sizeof(lo));
+    std::memcpy(&hi, &v.reg[r + 1], sizeof(hi));
+    write_register(dst + r * S::kLanes, concat(round_bfloat16(lo), round_bfloat16(hi)), stream);
+  }
+}
+
+inline void store_step(Half* dst, const Step<Half>& v, bool stream) {
+  using S = Step<Half>;
+#pragma GCC unroll 8
+  for (int r = 0; r < S::kRegisters; r += 2) {
+    write_register(dst + r * S::kLanes, round_half(v.reg[r], v.reg[r + 1]), stream);
+  }
+}
+
+// Writes the first count elements of a step: whole steps straight from registers, the end of a
+// range through a staging line.
+template <typename T>
+inline void store_any(T* dst, const Step<T>& v, int count, bool stream) {
+  if (count == kVec<T>) {
+    store_step(dst, v, stream);
+    return;
+  }
+  alignas(64) T staged[kVec<T>];
+  store_step(staged, v, false);
+  std::memcpy(dst, staged, count * sizeof(T));
 }
 
 // Orders this thread's streaming stores before whatever reads the output next.
@@ -234,56 +369,6 @@ inline void finish_stores(bool stream) {
     _mm_sfence();
   }
 #endif
-}
-
-// Loads count <= kVec<T> elements, zero-padded (the end of a range is not a whole vector).
-template <typename T>
-inline void load_any(const T* src, acc_t<T>* dst, int count) {
-  if (count == kVec<T>) {
-    load_vec<kVec<T>>(src, dst);
-    return;
-  }
-  alignas(64) T padded[kVec<T>] = {};
-  std::memcpy(padded, src, count * sizeof(T));
-  load_vec<kVec<T>>(padded, dst);
-}
-
-// Elementwise steps on N values, written with GCC vector types: on arrays the compiler unrolls
-// these 16-step loops before it vectorizes them and then emits scalar code. A vector type makes
-// it one 512-bit operation (AVX-512), or two or four narrower ones (AVX2, SSE2).
-template <typename Acc, int N>
-struct Vector {
-  typedef Acc type __attribute__((vector_size(N * sizeof(Acc))));
-};
-
-// dst = w * x
-template <int N, typename Acc>
-inline void scale(Acc* dst, const Acc* x, Acc w) {
-  typename Vector<Acc, N>::type vx;
-  std::memcpy(&vx, x, sizeof(vx));
-  vx *= w;
-  std::memcpy(dst, &vx, sizeof(vx));
-}
-
-// acc += w * x
-template <int N, typename Acc>
-inline void add_scaled(Acc* acc, const Acc* x, Acc w) {
-  typename Vector<Acc, N>::type vacc, vx;
-  std::memcpy(&vacc, acc, sizeof(vacc));
-  std::memcpy(&vx, x, sizeof(vx));
-  vacc += w * vx;
-  std::memcpy(acc, &vacc, sizeof(vacc));
-}
-
-// acc += a * b
-template <int N, typename Acc>
-inline void multiply_add(Acc* acc, const Acc* a, const Acc* b) {
-  typename Vector<Acc, N>::type vacc, va, vb;
-  std::memcpy(&vacc, acc, sizeof(vacc));
-  std::memcpy(&va, a, sizeof(va));
-  std::memcpy(&vb, b, sizeof(vb));
-  vacc += va * vb;
-  std::memcpy(acc, &vacc, sizeof(vacc));
 }
 
 // Asks for the line kPrefetchBytes ahead of `p` (harmless past the end: prefetches do not fault).
@@ -303,32 +388,27 @@ inline void prefetch_ahead(const void* p) {
 template <typename T>
 void forward_range(const T* const* inputs, const acc_t<T>* weights, int64_t num_inputs, T* out,
                    int64_t begin, int64_t end, bool stream) {
-  using Acc = acc_t<T>;
   constexpr int V = kVec<T>;
   stream = stream && kHasStreamingStores;
 
   for (int64_t i = begin; i < end; i += V) {
     const int count = static_cast<int>(min_of(V, end - i));
-    alignas(64) Acc acc[V];
-    alignas(64) Acc x[V];
     prefetch_ahead(inputs[0] + i);
-    load_any(inputs[0] + i, x, count);
-    scale<V>(acc, x, weights[0]);
+    Step<T> acc = scaled(weights[0], load_any(inputs[0] + i, count));
     for (int64_t k = 1; k < num_inputs; ++k) {
       prefetch_ahead(inputs[k] + i);
-      load_any(inputs[k] + i, x, count);
-      add_scaled<V>(acc, x, weights[k]);
+      add_scaled(acc, weights[k], load_any(inputs[k] + i, count));
     }
-    store_vec(out + i, acc, count, stream);
+    store_any(out + i, acc, count, stream);
   }
   finish_stores(stream);
 }
 
 // For i in [begin, end): input_grads[k][i] = weights[k] * grad[i] (when input_grads is not
 // null), and dots[k] += sum_i grad[i] * inputs[k][i] (when dots is not null). One pass: each
-// gradient vector is read once and used for all K inputs. The dot products run in V lanes
-// per input, flushed through a fixed tree into float64 every kStepsPerFlush steps, so the
-// result depends only on the data. `stream` writes the input gradients with streaming stores.
+// gradient step is read once and used for all K inputs. The dot products run in V lanes per
+// input, flushed through a fixed tree into float64 every kStepsPerFlush steps, so the result
+// depends only on the data. `stream` writes the input gradients with streaming stores.
 template <typename T>
 void backward_range(const T* grad, const T* const* inputs, const acc_t<T>* weights,
                     int64_t num_inputs, T* const* input_grads, double* dots, int64_t begin,
@@ -337,40 +417,35 @@ void backward_range(const T* grad, const T* const* inputs, const acc_t<T>* weigh
   constexpr int V = kVec<T>;
   stream = stream && kHasStreamingStores;
 
-  alignas(64) Acc stack_lanes[kStackInputs * V];
-  Acc* heap_lanes = num_inputs > kStackInputs ? new Acc[num_inputs * V] : nullptr;
-  Acc* lanes = heap_lanes != nullptr ? heap_lanes : stack_lanes;
+  Step<T> stack_lanes[kStackInputs];
+  Step<T>* heap_lanes = num_inputs > kStackInputs ? new Step<T>[num_inputs] : nullptr;
+  Step<T>* lanes = heap_lanes != nullptr ? heap_lanes : stack_lanes;
 
   for (int64_t flush_start = begin; flush_start < end; flush_start += kStepsPerFlush * V) {
     const int64_t flush_end = min_of(end, flush_start + kStepsPerFlush * V);
     if (dots != nullptr) {
-      for (int64_t j = 0; j < num_inputs * V; ++j) {
-        lanes[j] = 0;
+      for (int64_t k = 0; k < num_inputs; ++k) {
+        lanes[k] = Step<T>{};
       }
     }
 
     for (int64_t i = flush_start; i < flush_end; i += V) {
       const int count = static_cast<int>(min_of(V, flush_end - i));
-      alignas(64) Acc g[V];
-      alignas(64) Acc x[V];
-      alignas(64) Acc scaled[V];
-      load_any(grad + i, g, count);
-
+      const Step<T> g = load_any(grad + i, count);
       for (int64_t k = 0; k < num_inputs; ++k) {
         if (input_grads != nullptr) {
-          scale<V>(scaled, g, weights[k]);
-          store_vec(input_grads[k] + i, scaled, count, stream);
+          store_any(input_grads[k] + i, scaled(weights[k], g), count, stream);
         }
         if (dots != nullptr) {
-          load_any(inputs[k] + i, x, count);
-          multiply_add<V>(lanes + k * V, g, x);
+          multiply_add(lanes[k], g, load_any(inputs[k] + i, count));
         }
       }
     }
 
     if (dots != nullptr) {
       for (int64_t k = 0; k < num_inputs; ++k) {
-        Acc* lane = lanes + k * V;
+        alignas(64) Acc lane[V];
+        std::memcpy(lane, &lanes[k], sizeof(lane));
         for (int width = V / 2; width > 0; width /= 2) {
           for (int l = 0; l < width; ++l) {
             lane[l] += lane[l + width];

@@ -1,8 +1,10 @@
 // AVX2 variant of the CPU loops (with FMA and F16C), for x86-64 processors since 2013.
 
 // Headers first, so that what they define stays compiled for the baseline target.
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 #include "cpu/dispatch.h"
 

@@ -1,8 +1,10 @@
 // AVX-512 variant of the CPU loops (F, BW, VL, DQ with FMA and F16C), 512-bit vectors.
 
 // Headers first, so that what they define stays compiled for the baseline target.
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 #include "cpu/dispatch.h"
 
