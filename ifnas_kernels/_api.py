@@ -11,8 +11,10 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+from torch.autograd import forward_ad
 
 from ifnas_kernels._op import weighted_sum_op
+from ifnas_kernels._ref import weighted_sum_ref
 
 _logger = logging.getLogger(__name__)
 
@@ -45,10 +47,23 @@ def weighted_sum(tensors: Sequence[torch.Tensor], weights: torch.Tensor) -> torc
     different floating dtypes, which autocast regions produce (a bfloat16 conv output beside a
     float32 skip input), are promoted to the widest of them there instead of raising. `weights`
     is never cast, so its gradient stays in its dtype.
+
+    Transforms: the fused op has a reverse-mode formula only. Under forward-mode AD
+    (`torch.autograd.forward_ad.dual_level`, `torch.func.jvp`) and the `torch.func` transforms
+    (`vmap`, `grad`, `jacrev`, ...) the sum is computed by the pure-torch reference instead, which
+    every transform understands; the registered op `torch.ops.ifnas.weighted_sum` itself would
+    drop forward-mode tangents.
     """
     tensors = _checked_tensors(tensors)
     _check_weights(weights, tensors)
+    if _under_transform():
+        return weighted_sum_ref(tensors, weights)
     return weighted_sum_op(tensors, weights)
+
+
+def _under_transform() -> bool:
+    """Whether a dual level (forward-mode AD) or a torch.func transform is active."""
+    return forward_ad._current_level >= 0 or torch._C._functorch.maybe_current_level() is not None
 
 
 class WeightedSum(nn.Module):

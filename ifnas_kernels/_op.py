@@ -39,6 +39,8 @@ _lib.define(BACKWARD_SCHEMA)
 
 
 def _forward_kernel(tensors: list[torch.Tensor], weights: torch.Tensor) -> torch.Tensor:
+    if not tensors:
+        raise ValueError("ifnas::weighted_sum: tensors must hold at least one tensor, got none")
     return backend_for(tensors[0].device.type).forward(tensors, weights)
 
 
