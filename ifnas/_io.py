@@ -11,12 +11,15 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
     """Call `write(file)` on a temporary file beside `path`, sync it, then rename it over `path`.
 
     The rename is atomic on POSIX file systems, so readers see the old file or the new one,
-    never a part of either.
+    never a part of either. The file gets the permissions of one made by `open()` (0666 less
+    the umask), not the owner-only ones of a temporary file, so that shared run folders stay
+    readable.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_current_umask())
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -29,3 +32,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
