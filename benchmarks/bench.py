@@ -134,7 +134,37 @@ def run(chosen: Plan, device: str) -> dict:
         results["search_step"].append(search_step.as_dict(report))
         _logger.info("search step L=%d done (%.0f s)", case.L, time.time() - started)
     results["wall_s"] = round(time.time() - started, 1)
+    if hasattr(os, "getloadavg"):
+        results["machine"]["load_average_1min_end"] = round(os.getloadavg()[0], 2)
+    warning = busy_warning(results)
+    if warning is not None:
+        _logger.warning(warning)
     return results
+
+
+# Load beyond our own threads, above which the timings measure the other work as much as ours.
+BUSY_MARGIN = 1.0
+
+
+def busy_warning(results: dict) -> str | None:
+    """A warning when other work shared the CPU during the run, else None.
+
+    The 1-minute load average is read at the start and at the end; ours accounts for about as
+    many as our threads. Other processes' threads compete for the cores and, worse, stall the
+    thread pool's barriers, so a busy machine can make single steps tens of times slower.
+    """
+    m = results["machine"]
+    if m.get("gpu"):
+        return None
+    loads = [m.get(key) for key in ("load_average_1min", "load_average_1min_end")]
+    loads = [load for load in loads if load is not None]
+    if not loads or max(loads) <= m["threads"] + BUSY_MARGIN:
+        return None
+    return (
+        f"the machine was busy: load average up to {max(loads):.2f} against {m['threads']} "
+        "threads of this run, so other processes shared its cores and these timings are not "
+        "reliable; rerun on an idle machine (or with OMP_NUM_THREADS set to the free cores)"
+    )
 
 
 @contextlib.contextmanager
@@ -171,6 +201,9 @@ def markdown(results: dict) -> str:
         f"{m['torch']}){', --quick' if results.get('quick') else ''}; {results['wall_s']:.0f} s; "
         f"allocator: {m['allocator']}; load average {m.get('load_average_1min')}.",
     ]
+    warning = busy_warning(results)
+    if warning is not None:
+        lines += ["", f"**Warning:** {warning}."]
     if size is not None:
         lines += [
             "",

@@ -193,3 +193,24 @@ def test_ifnas_bench_rejects_a_bad_batch(bench, monkeypatch, capsys):
         cli.main(["bench", "--batch", "0"])
     assert exit_.value.code == 2
     assert "--batch must be a positive integer, got 0" in capsys.readouterr().err
+
+
+def test_a_busy_machine_is_flagged_in_the_table(bench):
+    results = {
+        "date": "2026-12-04T08:00:00",
+        "machine": {"cpu": "test CPU", "threads": 2, "torch": "x", "allocator": "default"},
+        "op": [],
+        "search_step": [],
+        "wall_s": 1.0,
+    }
+    results["machine"].update(load_average_1min=1.9, load_average_1min_end=2.8)
+    assert bench.busy_warning(results) is None
+    assert "Warning" not in bench.markdown(results)
+
+    results["machine"]["load_average_1min_end"] = 4.2
+    warning = bench.busy_warning(results)
+    assert warning is not None and "load average up to 4.20 against 2 threads" in warning
+    assert f"**Warning:** {warning}." in bench.markdown(results)
+
+    results["machine"]["gpu"] = "test GPU"  # GPU timings do not share the CPU's cores
+    assert bench.busy_warning(results) is None
