@@ -12,6 +12,9 @@ from torch.autograd import forward_ad
 import ifnas_kernels
 from ifnas_kernels import weighted_sum
 
+# torch.func's first transform scripts a helper of torch's own, which warns about jit.script.
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
+
 K = 5
 SHAPE = (3, 7)
 
