@@ -16,10 +16,9 @@ import os
 import re
 import statistics
 from dataclasses import dataclass
-from pathlib import Path
 
 from ifnas._io import atomic_write_text
-from ifnas.genotype import GenotypeError
+from ifnas.genotype import GenotypeError, node_index, node_inputs, read_genotype_json
 from ifnas.nn.macro import MacroConfig
 from ifnas.space.cells import CellSpace
 from ifnas.space.lchain import OPS
@@ -91,8 +90,14 @@ class CellGenotype:
                             f"{where}: ({i}, {j}, {op!r}) is not an edge and op of the cell "
                             f"(inputs 0..{j - 1}, ops {list(OPS)})"
                         )
-                if space.kind == "darts_cell" and len({i for i, _ in pairs}) > 2:
-                    raise GenotypeError(f"{where}: a DARTS cell node keeps 2 inputs at most")
+                # The DARTS space keeps 2 inputs per node, one op each; `keep_one` derives 1.
+                if space.kind == "darts_cell" and (
+                    len(pairs) > 2 or len({i for i, _ in pairs}) != len(pairs)
+                ):
+                    raise GenotypeError(
+                        f"{where}: a DARTS cell node keeps 2 inputs (1 with keep_one), one op "
+                        f"each; node {j} has {list(pairs)}"
+                    )
 
     def to_dict(self) -> dict:
         return {
@@ -119,17 +124,13 @@ class CellGenotype:
             found = data.get("format") if isinstance(data, dict) else type(data).__name__
             raise GenotypeError(f"not a cell genotype: expected format {FORMAT!r}, found {found!r}")
         try:
-            space = CellSpace(data["space"], tuple(data["cells"]), int(data["nodes"]))
+            space = CellSpace(
+                data["space"], tuple(data["cells"]), node_index(data["nodes"], "nodes")
+            )
             macro = MacroConfig(
                 **{**data["macro"], "stem_strides": tuple(data["macro"]["stem_strides"])}
             )
-            slots = tuple(
-                {
-                    int(j): tuple(sorted((int(i), str(op)) for i, op in pairs))
-                    for j, pairs in slot.items()
-                }
-                for slot in data["slots"]
-            )
+            slots = tuple(node_inputs(slot, f"cell {k}") for k, slot in enumerate(data["slots"]))
         except (KeyError, TypeError, ValueError) as error:
             if isinstance(error, GenotypeError):
                 raise
@@ -145,7 +146,4 @@ class CellGenotype:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "CellGenotype":
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"genotype file {path} does not exist")
-        return cls.from_dict(json.loads(path.read_text()))
+        return cls.from_dict(read_genotype_json(path))

@@ -2,7 +2,9 @@
 
 import logging
 import os
+import pickle
 import random
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -20,11 +22,40 @@ def save_checkpoint(path: str | os.PathLike, payload: dict) -> None:
     atomic_write(path, lambda f: torch.save(payload, f))
 
 
-def load_checkpoint(path: str | os.PathLike) -> dict:
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be read, or that is not one of ifnas."""
+
+
+# What `torch.load` raises on a file that is not a whole `torch.save` archive: text or random
+# bytes (unpickling), a truncated zip (the stream reader's RuntimeError), an empty file.
+_UNREADABLE = (pickle.UnpicklingError, EOFError, RuntimeError, ValueError, zipfile.BadZipFile)
+
+
+def load_checkpoint(path: str | os.PathLike, required: tuple[str, ...] = ()) -> dict:
+    """The payload of a checkpoint written by `save_checkpoint`.
+
+    Raises `FileNotFoundError` when there is no file, and `CheckpointError` naming the file
+    when it is corrupt or truncated, or is not a dict holding every key of `required`.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    return torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except _UNREADABLE as error:
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt or truncated, or not a checkpoint at all (torch.load: "
+            f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else '-'})"
+        ) from error
+    missing = [key for key in required if key not in payload] if isinstance(payload, dict) else []
+    if not isinstance(payload, dict) or missing:
+        found = (
+            f"a {type(payload).__name__}"
+            if not isinstance(payload, dict)
+            else (f"a dict without {missing}")
+        )
+        raise CheckpointError(f"{path} is not an ifnas checkpoint: it holds {found}")
+    return payload
 
 
 def rng_state() -> dict:

@@ -16,8 +16,10 @@ import sys
 import time
 from pathlib import Path
 
+from ifnas.checkpoint import CheckpointError
 from ifnas.config import ConfigError
 from ifnas.genotype import GenotypeError
+from ifnas.train.divergence import DivergenceError
 
 _logger = logging.getLogger(__name__)
 
@@ -61,13 +63,30 @@ def _no_progress(desc: str, total: int) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext(None)
 
 
+def _out_directory(path: str | Path) -> Path:
+    """`path` as a run directory: `ConfigError` when it, or a folder above it, is a file."""
+    path = Path(path)
+    for folder in (path, *path.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                where = "is a file" if folder == path else f"lies under the file {folder}"
+                raise ConfigError(f"--out {path} {where}; expected a directory")
+            break
+    return path
+
+
 def _run_directory(args, default_stem: str) -> Path:
-    """`--out`, or `runs/<stem>-<time>` as rank 0 names it (every process gets that name)."""
+    """`--out`, or `runs/<stem>-<time>` as rank 0 names it (every process gets that name).
+
+    The directory is kept in `args.run_dir`, for the message of an interrupted run."""
     from ifnas.distributed import broadcast_object
 
     if args.out:
-        return Path(args.out)
-    return Path(broadcast_object(f"runs/{default_stem}-{time.strftime('%Y%m%d-%H%M%S')}"))
+        args.run_dir = _out_directory(args.out)
+    else:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        args.run_dir = Path(broadcast_object(f"runs/{default_stem}-{stamp}"))
+    return args.run_dir
 
 
 def _run_config(args):
@@ -136,13 +155,18 @@ def _cmd_compare(args) -> int:
     from ifnas.compare import run_compare
     from ifnas.config import load_config
 
-    overrides = list(args.overrides)
-    if args.strategies:
-        overrides.append(f"compare.strategies=[{', '.join(args.strategies)}]")
+    # `--strategies a b key=value`: nargs="+" takes the overrides after the strategies too.
+    strategies = [item for item in args.strategies or () if "=" not in item]
+    overrides = list(args.overrides) + [item for item in args.strategies or () if "=" in item]
+    if args.strategies is not None and not strategies:
+        raise ConfigError("--strategies: expected at least one strategy before the overrides")
+    if strategies:
+        overrides.append(f"compare.strategies={json.dumps(strategies)}")
     if args.seeds is not None:
         overrides.append(f"compare.seeds={args.seeds}")
     cfg = load_config(args.config, overrides)
-    out = Path(args.out) if args.out else Path("runs") / f"compare-{Path(args.config).stem}"
+    out = _out_directory(args.out or Path("runs") / f"compare-{Path(args.config).stem}")
+    args.run_dir = out
     _setup_logging(out / "log.txt")
     with logging_redirect_tqdm():
         results = run_compare(cfg, out, progress=_tqdm_progress)
@@ -169,9 +193,7 @@ def _cmd_diagnose(args) -> int:
         epochs=args.epochs,
         record_every=args.record_every,
     )
-    out = (
-        Path(args.out) if args.out else Path("runs") / f"diagnose-{time.strftime('%Y%m%d-%H%M%S')}"
-    )
+    out = _out_directory(args.out or Path("runs") / f"diagnose-{time.strftime('%Y%m%d-%H%M%S')}")
     _setup_logging(out / "log.txt")
     results = run_diagnose(cfg, settings, out)
     for setting in results["settings"]:
@@ -186,6 +208,12 @@ def _cmd_space(args) -> int:
     from ifnas.space.counting import lchain_size, scientific
     from ifnas.space.lchain import LChainSpace
 
+    if min(args.L) < 1:
+        raise ConfigError(f"--L: expected precursor counts >= 1, got {args.L}")
+    if min(args.stages) < 2:
+        raise ConfigError(
+            f"--stages: expected node counts >= 2 (a stage's input and output), got {args.stages}"
+        )
     print(f"{'space':<12}{'architectures':>16}")
     print(
         f"{'DARTS':<12}{scientific(darts_space_size()):>16}   normal and reduction cell, "
@@ -291,6 +319,19 @@ def _add_run_arguments(parser: argparse.ArgumentParser, config_help: str, defaul
     )
 
 
+def _interrupted(args) -> str:
+    """The line printed on Ctrl-C: how to go on from the last checkpoint."""
+    run_dir = getattr(args, "run_dir", None)
+    if run_dir is None or args.command not in ("search", "retrain", "compare"):
+        return "interrupted"
+    if args.command == "compare":
+        return (
+            f"interrupted; run the same command with --out {run_dir} to resume (finished runs "
+            f"are read back, the interrupted one resumed)"
+        )
+    return f"interrupted; resume with: ifnas {args.command} --out {run_dir} --resume"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ifnas", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -313,7 +354,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compare.add_argument("--config", required=True, help="YAML config of every run")
     compare.add_argument(
-        "--strategies", nargs="+", help="strategies to compare (default: compare.strategies)"
+        "--strategies",
+        nargs="+",
+        help="strategies to compare (default: compare.strategies); key=value items after "
+        "them are overrides",
     )
     compare.add_argument("--seeds", type=int, help="runs per strategy (default: compare.seeds)")
     compare.add_argument(
@@ -383,7 +427,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with launched():
             return args.func(args)
-    except (ConfigError, GenotypeError, FileNotFoundError, FileExistsError) as error:
+    except KeyboardInterrupt:
+        print(f"ifnas {args.command}: {_interrupted(args)}", file=sys.stderr)
+        return 130
+    except (
+        ConfigError,
+        GenotypeError,
+        CheckpointError,
+        DivergenceError,
+        FileNotFoundError,
+        FileExistsError,
+    ) as error:
         several = os.environ.get("WORLD_SIZE", "1") not in ("", "1")
         where = f" (rank {os.environ.get('RANK', '?')})" if several else ""
         print(f"ifnas {args.command}{where}: error: {error}", file=sys.stderr)

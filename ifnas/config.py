@@ -7,6 +7,7 @@ and what was expected.
 
 import dataclasses
 import difflib
+import math
 import re
 import types
 import typing
@@ -93,8 +94,8 @@ class SearchConfig:
         arch_lr, arch_momentum: SGD of `beta` and `alpha` (no weight decay).
         mu1, mu2: weights of the edge and op terms of the regularizer (eq. 3).
         detach_mean: treat the regularizer's means as constants.
-        mu_growth: factor applied to `mu1` and `mu2` after each cycle in which no gate was
-            pruned (1 keeps them fixed). The paper prunes "until the complexity achieves the
+        mu_growth: factor (>= 1) applied to `mu1` and `mu2` after each cycle in which no gate
+            was pruned (1 keeps them fixed). The paper prunes "until the complexity achieves the
             lower bound" without saying how it keeps pruning going; like GOLD-NAS, we raise
             the pressure when pruning stalls, so that any reachable budget is reached.
         prune_threshold: gates below it are pruned (0.01).
@@ -265,6 +266,8 @@ def parse_madds(value: int | float | str, key: str = "search.budget_madds") -> i
             number = None
         if number is None:
             raise ConfigError(f"{key}: expected a number or a string such as '600M', got {value!r}")
+    if not math.isfinite(number):
+        raise ConfigError(f"{key}: expected a finite count of MAdds, got {value!r}")
     if number <= 0:
         raise ConfigError(f"{key}: must be positive, got {value!r}")
     return int(round(number))
@@ -361,7 +364,14 @@ def parse_override(text: str) -> dict:
     key, raw = text.split("=", 1)
     if not key or any(not part for part in key.split(".")):
         raise ConfigError(f"override {text!r} has an empty key")
-    value = yaml.safe_load(raw) if raw.strip() else None
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as error:
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ConfigError(
+            f"override {text!r}: the value {raw!r} is not valid YAML ({problem}); quote a "
+            f"string, and close every [ and {{"
+        ) from error
     tree: dict = {}
     node = tree
     parts = key.split(".")
@@ -376,10 +386,19 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
     data: dict = {}
     if path is not None:
         path = Path(path)
+        if path.is_dir():
+            raise ConfigError(f"config file {path} is a directory; expected a YAML file")
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist")
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as error:
+            raise ConfigError(
+                f"config file {path} is not a text file (not UTF-8 at byte {error.start}); "
+                f"expected a YAML config"
+            ) from error
+        try:
+            data = yaml.safe_load(text) or {}
         except yaml.YAMLError as error:
             raise ConfigError(f"config file {path} is not valid YAML: {error}") from error
         if not isinstance(data, dict):
@@ -397,6 +416,21 @@ def config_from_dict(data: dict) -> Config:
     return config
 
 
+def _non_finite(node: Any, prefix: str = "") -> list[str]:
+    """Dotted keys of the float values of `node` (a config dataclass) that are nan or inf."""
+    found = []
+    for f in dataclasses.fields(node):
+        value, dotted = getattr(node, f.name), f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            found += _non_finite(value, dotted + ".")
+        elif isinstance(value, float) and not math.isfinite(value):
+            found.append(f"{dotted}={value}")
+    return found
+
+
+CUDA_DEVICE = re.compile(r"cuda:\d+")
+
+
 def validate(config: Config) -> None:
     """Range and choice checks that need no data and no model."""
 
@@ -405,12 +439,44 @@ def validate(config: Config) -> None:
             raise ConfigError(message)
 
     m, s, d, r = config.model, config.search, config.data, config.retrain
+    non_finite = _non_finite(config)
+    need(not non_finite, f"expected finite numbers, got {', '.join(non_finite)}")
+    need(
+        0 <= config.seed < 2**63,
+        f"seed: expected an integer in [0, 2**63) (torch seeds are 64-bit), got {config.seed}",
+    )
+    for key, lr in (("search.lr", s.lr), ("search.arch_lr", s.arch_lr), ("retrain.lr", r.lr)):
+        need(lr >= 0, f"{key}: expected a learning rate >= 0, got {lr}")
+    for key, decay in (
+        ("search.weight_decay", s.weight_decay),
+        ("retrain.weight_decay", r.weight_decay),
+    ):
+        need(decay >= 0, f"{key}: expected a weight decay >= 0, got {decay}")
+    for key, momentum in (
+        ("search.momentum", s.momentum),
+        ("search.arch_momentum", s.arch_momentum),
+        ("retrain.momentum", r.momentum),
+    ):
+        need(0 <= momentum < 1, f"{key}: expected a momentum in [0, 1), got {momentum}")
+    for phase, cfg in (("search", s), ("retrain", r)):
+        need(
+            not cfg.nesterov or cfg.momentum > 0,
+            f"{phase}.nesterov: Nesterov momentum needs {phase}.momentum > 0, got {cfg.momentum}",
+        )
+    need(
+        s.mu1 >= 0 and s.mu2 >= 0, f"search.mu1 and search.mu2: expected >= 0, got {s.mu1}, {s.mu2}"
+    )
+    need(
+        s.mu_growth >= 1,
+        f"search.mu_growth: expected a factor >= 1 (it multiplies the regularizer's weights when "
+        f"a cycle prunes nothing, to raise the pressure; 1 keeps them fixed), got {s.mu_growth}",
+    )
     need(
         config.strategy in STRATEGIES,
         f"strategy: expected one of {list(STRATEGIES)}, got {config.strategy!r}",
     )
     need(
-        config.device in ("auto", "cpu", "cuda") or config.device.startswith("cuda:"),
+        config.device in ("auto", "cpu", "cuda") or CUDA_DEVICE.fullmatch(config.device),
         f"device: expected auto, cpu, cuda or cuda:N, got {config.device!r}",
     )
     need(d.name in DATASETS, f"data.name: expected one of {list(DATASETS)}, got {d.name!r}")
@@ -418,6 +484,11 @@ def validate(config: Config) -> None:
     need(
         d.name != "imagefolder" or d.input_size is not None,
         "data.input_size: required for data.name=imagefolder",
+    )
+    need(
+        d.input_size is None or d.input_size >= 1,
+        f"data.input_size: expected an image side >= 1 (or null: the data set's own), "
+        f"got {d.input_size}",
     )
     need(0 < d.val_fraction < 1, f"data.val_fraction: expected in (0, 1), got {d.val_fraction}")
     need(d.batch_size >= 1, f"data.batch_size: expected >= 1, got {d.batch_size}")
@@ -445,6 +516,11 @@ def validate(config: Config) -> None:
         f"model.stages: expected node counts >= 2, got {m.stages}",
     )
     need(m.width >= 1, f"model.width: expected >= 1, got {m.width}")
+    need(
+        len(m.stem_strides) >= 1 and all(stride >= 1 for stride in m.stem_strides),
+        f"model.stem_strides: expected one stride >= 1 per stem convolution (at least one), "
+        f"got {m.stem_strides}",
+    )
     need(m.mixing in ("fused", "naive"), f"model.mixing: expected fused or naive, got {m.mixing!r}")
     need(m.space in SPACES, f"model.space: expected one of {list(SPACES)}, got {m.space!r}")
     need(

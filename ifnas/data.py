@@ -55,6 +55,11 @@ def _digits(cfg: DataConfig) -> DataSplits:
     images, labels = load_digits_arrays()
     order = np.random.default_rng(DIGITS_SPLIT_SEED).permutation(len(labels))
     n_val = int(round(cfg.val_fraction * len(labels)))
+    if not 0 < n_val < len(labels):
+        raise ConfigError(
+            f"data.val_fraction={cfg.val_fraction} leaves an empty split of the {len(labels)} "
+            f"digit images ({n_val} for validation); choose a fraction that keeps both"
+        )
     val_idx, train_idx = order[:n_val], order[n_val:]
 
     # Standardize with the training split's statistics only.
@@ -209,6 +214,7 @@ def make_loader(
     workers: int = 0,
     num_replicas: int = 1,
     rank: int = 0,
+    key: str = "data.batch_size",
 ) -> DataLoader:
     """A loader whose order and augmentation depend only on `seed`, the epoch and the sample.
 
@@ -217,12 +223,14 @@ def make_loader(
     drop the last incomplete batch. Other loaders read this process's shard (`ShardSampler`,
     no padding) in order. Random transforms draw from a generator seeded per sample
     (`ifnas.sampling.SeededItems`), so they come out the same however the run is split into
-    processes, workers and restarts.
+    processes, workers and restarts. `key` names the config value of `batch_size` in the
+    `ConfigError` raised when the training set holds less than one batch per process.
     """
     if train and len(dataset) < batch_size * num_replicas:
-        raise ValueError(
-            f"batch_size {batch_size} is larger than the {len(dataset)} training "
-            f"images (over {num_replicas} processes)"
+        raise ConfigError(
+            f"{key}={batch_size}: larger than the {len(dataset)} training images "
+            f"(over {num_replicas} process(es)); expected at most "
+            f"{len(dataset) // num_replicas}"
         )
     if train:
         sampler = EpochSampler(

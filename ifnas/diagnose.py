@@ -66,6 +66,10 @@ class DiagnoseSettings:
         j = self.node
         if any(n not in range(len(FIGURE1_SETTINGS)) for n in self.settings):
             raise ConfigError(f"diagnose settings: expected numbers in 0..3, got {self.settings}")
+        for name in ("candidates", "settings"):
+            values = getattr(self, name)
+            if len(set(values)) != len(values):
+                raise ConfigError(f"diagnose {name}: each may be listed once, got {values}")
         if not self.candidates or min(self.candidates) < 1 or max(self.candidates) > j:
             raise ConfigError(
                 f"diagnose candidates: precursor distances in 1..{j} (node {j}), got "
@@ -191,10 +195,12 @@ def run_setting(cfg, d, data, macro, device, setting: int) -> dict:
 
 
 def run_diagnose(cfg: Config, d: DiagnoseSettings, out: str | Path) -> dict:
-    """Run every setting of `d`; write `curves.json` and `curves.png` into `out`."""
+    """Run every setting of `d`; write `curves.json` and `curves.png` into `out`, which must
+    not hold the curves of another diagnostic."""
     from ifnas.plots import plot_gate_curves
-    from ifnas.run import macro_of, resolve_device
+    from ifnas.run import macro_of, refuse_existing_run, resolve_device
 
+    refuse_existing_run(Path(out) / "curves.json", resumable=False)
     device = resolve_device(cfg.device)
     data = load_data(cfg.data)
     macro = macro_of(cfg, data)

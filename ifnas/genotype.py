@@ -28,6 +28,70 @@ class GenotypeError(ValueError):
     """A genotype that does not describe a buildable network."""
 
 
+def node_index(value, what: str) -> int:
+    """A node index of a genotype's JSON: an integer, or a JSON key of decimal digits.
+
+    Anything else (0.5, true, "1" as an input) raises `GenotypeError` rather than being
+    truncated or coerced into another node.
+    """
+    if isinstance(value, str) and re.fullmatch(r"[0-9]+", value):
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise GenotypeError(f"{what}: expected an integer node index, got {value!r}")
+
+
+def _pair(pair, where: str) -> tuple[int, str]:
+    """An `[input, op]` pair of a genotype's JSON as `(input, op)`."""
+    if not isinstance(pair, list | tuple) or len(pair) != 2:
+        raise GenotypeError(f"{where}: expected an [input, op] pair, got {pair!r}")
+    i, op = pair
+    if isinstance(i, str):  # only JSON keys may spell an index as a string
+        raise GenotypeError(f"{where}: expected an integer node index, got {i!r}")
+    if not isinstance(op, str):
+        raise GenotypeError(f"{where}: expected an op name, got {op!r}")
+    return node_index(i, where), op
+
+
+def node_inputs(inputs: dict, where: str) -> dict[int, tuple[tuple[int, str], ...]]:
+    """The `{"j": [[i, op], ...]}` of a genotype's JSON as `{j: ((i, op), ...)}`, sorted."""
+    if not isinstance(inputs, dict):
+        raise GenotypeError(f"{where}: expected a mapping of node to inputs, got {inputs!r}")
+    out = {}
+    for key, pairs in inputs.items():
+        j = node_index(key, f"{where}: node {key!r}")
+        if not isinstance(pairs, list):
+            raise GenotypeError(f"{where}: node {j}: expected a list of [input, op] pairs")
+        out[j] = tuple(sorted(_pair(pair, f"{where}: node {j}") for pair in pairs))
+    return out
+
+
+def read_genotype_json(path: str | os.PathLike) -> dict:
+    """The JSON object of a genotype file; `GenotypeError` naming the file when it is a
+    directory, not text, empty or not JSON (`FileNotFoundError` when it does not exist)."""
+    path = Path(path)
+    if path.is_dir():
+        raise GenotypeError(f"genotype file {path} is a directory; expected a genotype.json")
+    if not path.is_file():
+        raise FileNotFoundError(f"genotype file {path} does not exist")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise GenotypeError(
+            f"genotype file {path} is not a text file (not UTF-8 at byte {error.start}); "
+            f"expected the JSON of a genotype"
+        ) from error
+    if not text.strip():
+        raise GenotypeError(f"genotype file {path} is empty; expected the JSON of a genotype")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise GenotypeError(
+            f"genotype file {path} is not valid JSON (line {error.lineno}, column "
+            f"{error.colno}: {error.msg})"
+        ) from error
+
+
 @dataclass(frozen=True)
 class StageGenotype:
     """Kept inputs of one stage: `inputs[j]` is a tuple of `(i, op)` pairs, sorted."""
@@ -149,13 +213,10 @@ class Genotype:
         try:
             stages = tuple(
                 StageGenotype(
-                    nodes=int(stage["nodes"]),
-                    inputs={
-                        int(j): tuple(sorted((int(i), str(op)) for i, op in pairs))
-                        for j, pairs in stage["inputs"].items()
-                    },
+                    nodes=node_index(stage["nodes"], f"stage {s} nodes"),
+                    inputs=node_inputs(stage["inputs"], f"stage {s}"),
                 )
-                for stage in data["stages"]
+                for s, stage in enumerate(data["stages"])
             )
             macro = MacroConfig(
                 **{**data["macro"], "stem_strides": tuple(data["macro"]["stem_strides"])}
@@ -182,7 +243,4 @@ class Genotype:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Genotype":
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"genotype file {path} does not exist")
-        return cls.from_json(path.read_text())
+        return cls.from_dict(read_genotype_json(path))

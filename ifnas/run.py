@@ -62,6 +62,7 @@ from ifnas.train.retrain import RetrainLoop, scaled_lr
 _logger = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.pt"
+RUN_KEYS = ("config", "phase", "rng")  # what every checkpoint of a run holds
 
 # Settings a resumed run may change: they do not alter what is computed.
 RESUME_FREE = (
@@ -130,6 +131,23 @@ def check_budget(budget: int, space: AnySpace, macro: MacroConfig) -> None:
         )
 
 
+def check_batches(cfg: Config, data: DataSplits, search: bool = True) -> None:
+    """Raise `ConfigError` when the training set holds less than one batch per process for the
+    search (when `search`) or the retrain (when it has epochs)."""
+    batches = []
+    if search:
+        batches.append(("data.batch_size", cfg.data.batch_size))
+    if cfg.retrain.epochs > 0:
+        key = "retrain.batch_size" if cfg.retrain.batch_size else "data.batch_size"
+        batches.append((key, cfg.retrain.batch_size or cfg.data.batch_size))
+    for key, batch in batches:
+        if batch * world_size() > len(data.train):
+            raise ConfigError(
+                f"{key}={batch}: larger than the {len(data.train)} training images (over "
+                f"{world_size()} process(es)); expected at most {len(data.train) // world_size()}"
+            )
+
+
 def _flatten(tree: dict, prefix: str = "") -> dict:
     flat = {}
     for key, value in tree.items():
@@ -150,19 +168,26 @@ def _config_differences(old: dict, new: dict) -> list[str]:
     ]
 
 
+def refuse_existing_run(marker: Path, resumable: bool = True) -> None:
+    """Raise `FileExistsError` when `marker` (the file a finished or started run leaves in its
+    directory) exists: a new run never overwrites another one."""
+    if marker.exists():
+        advice = "pass --resume to continue it, or choose" if resumable else "choose"
+        raise FileExistsError(
+            f"{marker.parent} already holds a run ({marker}); {advice} another --out"
+        )
+
+
 def _open_run(out: Path, cfg: Config, resume: bool, command: str) -> dict | None:
     """Check `out` for a new run or a resumed one; return the checkpoint to resume from."""
     ckpt_path = out / CHECKPOINT
     if resume and not ckpt_path.is_file():
         raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
-    if not resume and ckpt_path.exists():
-        raise FileExistsError(
-            f"{out} already holds a run ({ckpt_path}); pass --resume to "
-            f"continue it, or choose another --out"
-        )
+    if not resume:
+        refuse_existing_run(ckpt_path)
     if not resume:
         return None
-    checkpoint = load_checkpoint(ckpt_path)
+    checkpoint = load_checkpoint(ckpt_path, RUN_KEYS)
     kind = checkpoint.get("command", "search")
     if kind != command:
         raise ConfigError(f"{out} holds a run of 'ifnas {kind}': resume it with that command")
@@ -195,11 +220,27 @@ def _start_outputs(out: Path, cfg: Config, data: DataSplits):
     return SummaryWriter(str(out / "tb"))
 
 
-def _save(out: Path, payload: dict) -> None:
-    """Write a checkpoint from rank 0 with the RNG states of every process (a collective)."""
+class WallClock:
+    """Seconds a run has taken over all its invocations: those its checkpoint holds (the
+    invocations before a `--resume`) and this invocation's."""
+
+    def __init__(self, checkpoint: dict | None):
+        self.before = float(checkpoint.get("wall_s", 0.0)) if checkpoint else 0.0
+        self.started = time.time()
+
+    def seconds(self) -> float:
+        return self.before + time.time() - self.started
+
+
+def _save(out: Path, payload: dict, clock: WallClock) -> None:
+    """Write a checkpoint from rank 0 with the RNG states of every process (a collective) and
+    the run's wall time so far."""
     states = rng_states()
     if is_main():
-        save_checkpoint(out / CHECKPOINT, {**payload, "rng": states, "world_size": world_size()})
+        save_checkpoint(
+            out / CHECKPOINT,
+            {**payload, "rng": states, "world_size": world_size(), "wall_s": clock.seconds()},
+        )
 
 
 def run_search(
@@ -224,20 +265,21 @@ def run_search(
         raise ConfigError(f"data.input_size: {error}") from error
     budget = parse_madds(cfg.search.budget_madds)
     check_budget(budget, space, macro)
+    check_batches(cfg, data)
 
     writer = _start_outputs(out, cfg, data)
-    started = time.time()
+    clock = WallClock(checkpoint)
     try:
         if checkpoint is None or checkpoint["phase"] == "search":
             result, genotype = _search(
-                cfg, out, data, space, macro, device, writer, checkpoint, progress
+                cfg, out, data, space, macro, device, writer, checkpoint, progress, clock
             )
             checkpoint = None
         else:
             result = checkpoint["search_result"]
             genotype = genotype_from_dict(checkpoint["genotype"])
         retrain_top1 = _retrain(
-            cfg, out, data, genotype, device, writer, checkpoint, result, progress
+            cfg, out, data, genotype, device, writer, checkpoint, result, progress, clock
         )
     finally:
         if writer is not None:
@@ -252,16 +294,17 @@ def run_search(
         **result,
         "retrain_val_top1": retrain_top1,
     }
-    return _write_summary(out, cfg, started, summary)
+    return _write_summary(out, cfg, clock, summary)
 
 
-def _write_summary(out: Path, cfg: Config, started: float, summary: dict) -> dict:
-    """`summary` with the seed, process count and wall time, written by rank 0."""
+def _write_summary(out: Path, cfg: Config, clock: WallClock, summary: dict) -> dict:
+    """`summary` with the seed, process count and wall time over every invocation of the run,
+    written by rank 0."""
     summary = {
         **summary,
         "seed": cfg.seed,
         "processes": world_size(),
-        "wall_s": round(time.time() - started, 1),
+        "wall_s": round(clock.seconds(), 1),
     }
     if is_main():
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
@@ -276,7 +319,7 @@ def _architecture(supernet: torch.nn.Module) -> dict[str, torch.Tensor]:
     }
 
 
-def _search(cfg, out, data, space, macro, device, writer, checkpoint, progress):
+def _search(cfg, out, data, space, macro, device, writer, checkpoint, progress, clock):
     seed_everything(cfg.seed)
     strategy = get_strategy(cfg.strategy)
     supernet = strategy.build_supernet(cfg, space, macro).to(device)
@@ -318,7 +361,7 @@ def _search(cfg, out, data, space, macro, device, writer, checkpoint, progress):
             "search": loop.state_dict(),
             "search_val_top1": val_top1,
         }
-        _save(out, payload)
+        _save(out, payload, clock)
 
     while not loop.done:
         remaining = loop.schedule.iters_per_epoch - loop.epoch_iter
@@ -380,7 +423,7 @@ def _data_parallel(net: torch.nn.Module, device: torch.device) -> torch.nn.Modul
 
 
 def _retrain(
-    cfg, out, data, genotype, device, writer, checkpoint, result, progress, command="search"
+    cfg, out, data, genotype, device, writer, checkpoint, result, progress, clock, command="search"
 ):
     r = cfg.retrain
     if r.epochs == 0:
@@ -392,7 +435,8 @@ def _retrain(
     net = _data_parallel(_sync_bn(net, r.sync_bn), device)
     batch, workers, processes = r.batch_size or cfg.data.batch_size, cfg.data.workers, world_size()
     seed = cfg.seed + 1
-    train_loader = make_loader(data.train, batch, True, seed, workers, processes, rank())
+    key = "retrain.batch_size" if r.batch_size else "data.batch_size"
+    train_loader = make_loader(data.train, batch, True, seed, workers, processes, rank(), key)
     val_loader = make_loader(data.val, batch, False, seed, workers, processes, rank())
     loop = RetrainLoop(net, r, train_loader, device, writer)
     val_top1 = None
@@ -427,7 +471,7 @@ def _retrain(
             "retrain": loop.state_dict(),
             "retrain_val_top1": val_top1,
         }
-        _save(out, payload)
+        _save(out, payload, clock)
 
     while not loop.done:
         remaining = loop.iters_per_epoch - loop.epoch_iter
@@ -488,6 +532,7 @@ def run_retrain(
     check_sync_bn(cfg, device)
     data = load_data(cfg.data)
     check_genotype_fits(genotype, data)
+    check_batches(cfg, data, search=False)
     macro = genotype.macro
     if (cfg.model.width, list(cfg.model.stem_strides)) != (macro.width, list(macro.stem_strides)):
         _logger.info(
@@ -500,10 +545,10 @@ def run_retrain(
     writer = _start_outputs(out, cfg, data)
     if is_main():
         genotype.save(out / "genotype.json")
-    started = time.time()
+    clock = WallClock(checkpoint)
     try:
         top1 = _retrain(
-            cfg, out, data, genotype, device, writer, checkpoint, None, progress, "retrain"
+            cfg, out, data, genotype, device, writer, checkpoint, None, progress, clock, "retrain"
         )
     finally:
         if writer is not None:
@@ -519,10 +564,14 @@ def run_retrain(
         "global_batch": batch * world_size(),
         "lr": scaled_lr(cfg.retrain, batch * world_size()),
     }
-    return _write_summary(out, cfg, started, summary)
+    return _write_summary(out, cfg, clock, summary)
 
 
 def config_of_run(out_dir: str | Path) -> Config:
     """The config a run directory was started with (for `--resume` without `--config`)."""
-    checkpoint = load_checkpoint(Path(out_dir) / CHECKPOINT)
-    return config_from_dict(checkpoint["config"])
+    path = Path(out_dir) / CHECKPOINT
+    checkpoint = load_checkpoint(path, RUN_KEYS)
+    try:
+        return config_from_dict(checkpoint["config"])
+    except ConfigError as error:
+        raise ConfigError(f"the config of the checkpoint {path}: {error}") from error

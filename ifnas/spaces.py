@@ -11,7 +11,7 @@ from torch import nn
 from ifnas.cell_genotype import FORMAT as CELL_FORMAT
 from ifnas.cell_genotype import CellGenotype
 from ifnas.config import ModelConfig
-from ifnas.genotype import Genotype
+from ifnas.genotype import Genotype, GenotypeError, read_genotype_json
 from ifnas.nn.macro import MacroConfig
 from ifnas.space.cells import CellSpace
 from ifnas.space.lchain import LChainSpace
@@ -75,12 +75,13 @@ def genotype_from_dict(data: dict) -> AnyGenotype:
 
 
 def load_genotype(path: str | Path) -> AnyGenotype:
-    import json
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"genotype file {path} does not exist")
-    return genotype_from_dict(json.loads(path.read_text()))
+    """The genotype of a `genotype.json`, of either format; `GenotypeError` naming the file
+    when it cannot be read as one."""
+    data = read_genotype_json(path)
+    try:
+        return genotype_from_dict(data)
+    except GenotypeError as error:
+        raise GenotypeError(f"genotype file {path}: {error}") from error
 
 
 def plot_any(genotype: AnyGenotype, path: str | Path, title: str | None = None) -> None:

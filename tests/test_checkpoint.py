@@ -1,5 +1,6 @@
 """Checkpoints: exact resume after SIGKILL inside an epoch, atomic writes, strict loading."""
 
+import re
 import signal
 import subprocess
 import sys
@@ -213,3 +214,34 @@ def test_the_search_checkpoint_holds_its_place_in_the_cycle(tmp_path):
     }
     save_checkpoint(tmp_path / "c.pt", {"search": state})
     assert load_checkpoint(tmp_path / "c.pt")["search"]["position"]["step"] == "S0"
+
+
+def _truncated(path):
+    save_checkpoint(path, {"config": {}, "phase": "search", "rng": [torch.zeros(1000)]})
+    path.write_bytes(path.read_bytes()[:300])
+
+
+@pytest.mark.parametrize(
+    "write,message",
+    [
+        (lambda p: p.write_text("not a checkpoint\n"), "is corrupt or truncated"),
+        (lambda p: p.write_bytes(b""), "is corrupt or truncated"),
+        (_truncated, "is corrupt or truncated"),
+        (lambda p: torch.save({"a": 1}, p), r"is not an ifnas checkpoint: it holds a dict without"),
+        (lambda p: torch.save([1, 2], p), "is not an ifnas checkpoint: it holds a list"),
+    ],
+    ids=["text", "empty", "truncated", "other-dict", "list"],
+)
+@pytest.mark.parametrize("with_config", [True, False], ids=["config", "own-config"])
+def test_resume_from_a_corrupt_checkpoint_names_the_file(
+    tmp_path, capsys, write, message, with_config
+):
+    from ifnas.cli import main
+
+    write(tmp_path / "checkpoint.pt")
+    config = ["--config", "configs/digits.yaml"] if with_config else []
+    assert main(["search", *config, "--out", str(tmp_path), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ifnas search: error: "), err
+    assert re.search(message, err), err
+    assert str(tmp_path / "checkpoint.pt") in err

@@ -109,3 +109,41 @@ def test_cli_errors(tmp_path, capsys):
     assert "compare.strategies" in capsys.readouterr().err
     assert main(argv + ["--seeds", "0"]) == 2
     assert "compare.seeds: expected >= 1" in capsys.readouterr().err
+
+
+def _capture_compare(monkeypatch):
+    """Replace the comparison by a stub that keeps its config and stops as Ctrl-C would."""
+    seen = {}
+
+    def run(cfg, out, progress=None):
+        seen["cfg"], seen["out"] = cfg, out
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(compare_module, "run_compare", run)
+    return seen
+
+
+def test_overrides_after_strategies_are_overrides(tmp_path, capsys, monkeypatch):
+    seen = _capture_compare(monkeypatch)
+    argv = ["compare", "--config", "configs/digits.yaml", "--out", str(tmp_path), "seed=5"]
+    argv += ["--strategies", "ifnas", "random", "model.space=darts_cell", "model.width=4"]
+    assert main(argv) == 130
+    cfg = seen["cfg"]
+    assert cfg.compare.strategies == ["ifnas", "random"]
+    assert (cfg.model.space, cfg.model.width, cfg.seed) == ("darts_cell", 4, 5)
+    assert main(["compare", "--config", "configs/digits.yaml", "--strategies", "seed=1"]) == 2
+    assert "--strategies: expected at least one strategy" in capsys.readouterr().err
+
+
+def test_a_broken_strategy_name_is_a_config_error(tmp_path, capsys):
+    argv = ["compare", "--config", "configs/digits.yaml", "--out", str(tmp_path)]
+    assert main(argv + ["--strategies", "[ifnas"]) == 2
+    assert "compare.strategies: expected a non-empty list" in capsys.readouterr().err
+
+
+def test_ctrl_c_prints_one_line_and_exits_130(tmp_path, capsys, monkeypatch):
+    _capture_compare(monkeypatch)
+    assert main(["compare", "--config", "configs/digits.yaml", "--out", str(tmp_path)]) == 130
+    err = capsys.readouterr().err
+    assert err.startswith("ifnas compare: interrupted; run the same command with --out")
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -66,3 +66,25 @@ def test_cli_writes_curves_and_picture(tmp_path, capsys):
 def test_node_outside_the_stages(tmp_path, capsys):
     assert main(["diagnose", "--out", str(tmp_path), "--node", "12", *TINY]) == 2
     assert "node 12 of stage 0 is not in model.stages=[10, 3]" in capsys.readouterr().err
+
+
+def test_duplicate_candidates_or_settings_are_refused(tmp_path, capsys):
+    with pytest.raises(ConfigError, match=r"diagnose candidates: each may be listed once"):
+        DiagnoseSettings(candidates=(1, 1))
+    with pytest.raises(ConfigError, match=r"diagnose settings: each may be listed once"):
+        DiagnoseSettings(settings=(0, 0))
+    assert main(["diagnose", "--out", str(tmp_path / "d"), *TINY, "--candidates", "1", "1"]) == 2
+    assert "candidates: each may be listed once, got (1, 1)" in capsys.readouterr().err
+    assert not (tmp_path / "d" / "curves.json").exists()
+
+
+def test_an_existing_diagnostic_is_not_overwritten(tmp_path, capsys, monkeypatch):
+    import ifnas.diagnose as diagnose_module
+
+    (tmp_path / "curves.json").write_text("{}\n")
+    monkeypatch.setattr(diagnose_module, "load_data", lambda cfg: pytest.fail("ran"))
+    assert main(["diagnose", "--out", str(tmp_path), *TINY]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ifnas diagnose: error: ") and "already holds a run" in err
+    assert "choose another --out" in err
+    assert (tmp_path / "curves.json").read_text() == "{}\n"

@@ -5,10 +5,13 @@ import json
 import pytest
 
 import ifnas.run as run_module
+import ifnas.train.retrain as retrain_module
+from ifnas.checkpoint import load_checkpoint, save_checkpoint
 from ifnas.config import ConfigError, load_config
 from ifnas.genotype import Genotype
-from ifnas.run import run_search
+from ifnas.run import run_retrain, run_search
 from ifnas.search.loop import SearchLoop
+from ifnas.train.divergence import DivergenceError
 from ifnas.train.retrain import RetrainLoop
 
 TINY = [
@@ -147,3 +150,60 @@ def test_errors_come_before_any_training(tmp_path, monkeypatch, overrides, error
 def test_resume_without_a_checkpoint(tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         run_search(tiny(), tmp_path, resume=True)
+
+
+def _nan_at(monkeypatch, at_iter):
+    """Make the search's loss nan from its `at_iter`-th iteration (counting from 1) on."""
+    real = SearchLoop.step
+
+    def step(self, x, y, activation=None):
+        metrics, activation = real(self, x, y, activation)
+        if self.global_iter + 1 >= at_iter:
+            metrics = {**metrics, "ce": float("nan")}
+        return metrics, activation
+
+    monkeypatch.setattr(SearchLoop, "step", step)
+
+
+def test_a_diverged_search_stops_with_an_error(tmp_path, monkeypatch):
+    _nan_at(monkeypatch, 3)
+    with pytest.raises(DivergenceError, match=r"search epoch 1, iteration 3: .* is nan.*search.lr"):
+        run_search(tiny(), tmp_path)
+    assert not (tmp_path / "genotype.json").exists()
+    assert not (tmp_path / "summary.json").exists()
+
+
+def test_a_diverged_retrain_stops_with_an_error(finished_run, tmp_path, monkeypatch):
+    import torch
+
+    out, _ = finished_run
+    genotype = Genotype.load(out / "genotype.json")
+    real = retrain_module.F.cross_entropy
+
+    class NanF:
+        @staticmethod
+        def cross_entropy(*args, **kwargs):
+            return real(*args, **kwargs) * torch.tensor(float("inf"))
+
+    monkeypatch.setattr(retrain_module, "F", NanF)
+    with pytest.raises(DivergenceError, match=r"retrain epoch 1, iteration 1: .* lower retrain.lr"):
+        run_retrain(tiny(), genotype, tmp_path)
+    assert not (tmp_path / "summary.json").exists()
+
+
+def test_wall_time_adds_up_over_resumed_invocations(finished_run, tmp_path, monkeypatch):
+    out, summary = finished_run
+    assert summary["wall_s"] > 0.5
+    resumed = run_search(tiny(), out, resume=True)  # a finished run: nothing left to train
+    assert resumed["wall_s"] >= summary["wall_s"] - 1.0
+
+    # An interrupted run: the second invocation adds to the first's time.
+    with monkeypatch.context() as patch:
+        _interrupting(RetrainLoop, patch, 1)
+        with pytest.raises(_Interrupt):
+            run_search(tiny(), tmp_path)
+    checkpoint = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert checkpoint["wall_s"] > 0.1
+    save_checkpoint(tmp_path / "checkpoint.pt", {**checkpoint, "wall_s": 1000.0})
+    total = run_search(tiny(), tmp_path, resume=True)["wall_s"]
+    assert 1000.0 < total < 1000.0 + summary["wall_s"]

@@ -30,6 +30,7 @@ from ifnas.sampling import start_epoch
 from ifnas.search.pruning import PruneReport, clear_pruned_state, prune
 from ifnas.search.regularizer import discretization_loss
 from ifnas.search.schedule import SearchSchedule
+from ifnas.train.divergence import check_finite_loss
 from ifnas.train.precision import Precision
 
 _logger = logging.getLogger(__name__)
@@ -144,6 +145,12 @@ class SearchLoop:
         totals = self._totals
         for x, y in self.train_loader:
             metrics, activation = self.step(x, y)
+            check_finite_loss(
+                metrics["ce"] + metrics["reg"],
+                f"search epoch {self.epoch + 1}, iteration {self.global_iter + 1}",
+                f"search.lr (now {self.cfg.lr:g}) or the gates' learning rate "
+                f"(search.arch_lr; search.darts_arch_lr for darts and pcdarts)",
+            )
             for k, v in metrics.items():
                 totals[k] += v
             totals["count"] += 1

@@ -20,6 +20,7 @@ from ifnas.config import RetrainConfig
 from ifnas.distributed import broadcast_buffers, world_size
 from ifnas.metrics import evaluate
 from ifnas.sampling import start_epoch
+from ifnas.train.divergence import check_finite_loss
 from ifnas.train.precision import Precision
 
 _logger = logging.getLogger(__name__)
@@ -134,6 +135,11 @@ class RetrainLoop:
             self.lr_scheduler.step()
 
             value = loss.item()
+            check_finite_loss(
+                value,
+                f"retrain epoch {self.epoch + 1}, iteration {self.global_iter + 1}",
+                f"retrain.lr (now {self.cfg.lr:g})",
+            )
             totals["loss"] += value * y.numel()
             totals["correct"] += (logits.argmax(1) == y).sum().item()
             totals["seen"] += y.numel()

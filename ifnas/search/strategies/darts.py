@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from ifnas.config import ConfigError
 from ifnas.data import make_loader
 from ifnas.distributed import average_gradients
 from ifnas.nn.supernet import Activation, Supernet
@@ -125,7 +126,7 @@ def split_for_architecture(dataset: Dataset, fraction: float) -> tuple[Subset, S
     n = len(dataset)
     n_arch = int(round(fraction * n))
     if not 0 < n_arch < n:
-        raise ValueError(
+        raise ConfigError(
             f"search.darts_split={fraction} leaves an empty part of the {n} training images"
         )
     order = torch.randperm(n, generator=torch.Generator().manual_seed(ARCH_SPLIT_SEED)).tolist()
