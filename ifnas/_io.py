@@ -34,6 +34,27 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write(path, lambda f: f.write(text.encode()))
 
 
+def read_text(
+    path: Path, what: str, expected: str, error: type[Exception], missing: type[Exception]
+) -> str:
+    """The UTF-8 text of the file `path`, the `what` of a command (`config file`).
+
+    Raises `missing` when there is no such file, and `error` when `path` is a directory or its
+    bytes are not UTF-8 text; each message names the file and says it should be `expected`.
+    """
+    if path.is_dir():
+        raise error(f"{what} {path} is a directory; expected {expected}")
+    if not path.is_file():
+        raise missing(f"{what} {path} does not exist")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as decode_error:
+        raise error(
+            f"{what} {path} is not a text file (not UTF-8 at byte {decode_error.start}); "
+            f"expected {expected}"
+        ) from decode_error
+
+
 def _current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

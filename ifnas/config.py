@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from ifnas._io import read_text
+
 
 class ConfigError(ValueError):
     """A config key, type or value that cannot be used."""
@@ -386,17 +388,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
     data: dict = {}
     if path is not None:
         path = Path(path)
-        if path.is_dir():
-            raise ConfigError(f"config file {path} is a directory; expected a YAML file")
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as error:
-            raise ConfigError(
-                f"config file {path} is not a text file (not UTF-8 at byte {error.start}); "
-                f"expected a YAML config"
-            ) from error
+        text = read_text(path, "config file", "a YAML config", ConfigError, ConfigError)
         try:
             data = yaml.safe_load(text) or {}
         except yaml.YAMLError as error:

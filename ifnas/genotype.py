@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ifnas._io import atomic_write_text
+from ifnas._io import atomic_write_text, read_text
 from ifnas.nn.macro import MacroConfig
 from ifnas.space.lchain import OPS
 
@@ -70,17 +70,8 @@ def read_genotype_json(path: str | os.PathLike) -> dict:
     """The JSON object of a genotype file; `GenotypeError` naming the file when it is a
     directory, not text, empty or not JSON (`FileNotFoundError` when it does not exist)."""
     path = Path(path)
-    if path.is_dir():
-        raise GenotypeError(f"genotype file {path} is a directory; expected a genotype.json")
-    if not path.is_file():
-        raise FileNotFoundError(f"genotype file {path} does not exist")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise GenotypeError(
-            f"genotype file {path} is not a text file (not UTF-8 at byte {error.start}); "
-            f"expected the JSON of a genotype"
-        ) from error
+    expected = "the JSON of a genotype"
+    text = read_text(path, "genotype file", expected, GenotypeError, FileNotFoundError)
     if not text.strip():
         raise GenotypeError(f"genotype file {path} is empty; expected the JSON of a genotype")
     try:

@@ -100,7 +100,8 @@ def test_aggregate_by_hand():
     assert row["top1_err"] == pytest.approx([15.0, statistics.stdev([10.0, 20.0])])
     assert row["depths"] == [10, 14] and row["budget_met"] == 1
     table = markdown_table([row], load_config(None, COMPARE))
-    assert "| x | 12.0 ± 2.8 | 0.2 ± 0.1 | 0.0 ± 0.0 | 15.00 ± 7.07 | 10/14 | 1/2 | 3.0 |" in table
+    expected = "| x | 12.0 ± 2.8 | 0.2 ± 0.1 | 0.0 ± 0.0 | 15.00 ± 7.07 | 10/14 | 1/2 | 3.0 |"
+    assert expected in table
 
 
 def test_cli_errors(tmp_path, capsys):
