@@ -57,7 +57,7 @@ def network_of(genotype: AnyGenotype, auxiliary: bool = False) -> nn.Module:
         from ifnas.nn.cells import CellNetwork
 
         if auxiliary:
-            # TODO(cell spaces): DARTS' auxiliary head after the second reduction cell.
+            # Not built for cell networks: DARTS puts it after the second reduction cell.
             raise ConfigError(
                 "retrain.auxiliary_weight: the auxiliary head is built for the L-chain network "
                 "only; set it to 0 for a cell genotype"
