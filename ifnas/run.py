@@ -185,7 +185,6 @@ def _open_run(out: Path, cfg: Config, resume: bool, command: str) -> dict | None
         raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
     if not resume:
         refuse_existing_run(ckpt_path)
-    if not resume:
         return None
     checkpoint = load_checkpoint(ckpt_path, RUN_KEYS)
     kind = checkpoint.get("command", "search")

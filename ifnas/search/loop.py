@@ -147,9 +147,11 @@ class SearchLoop:
             metrics, activation = self.step(x, y)
             check_finite_loss(
                 metrics["ce"] + metrics["reg"],
-                f"search epoch {self.epoch + 1}, iteration {self.global_iter + 1}",
-                f"search.lr (now {self.cfg.lr:g}) or the gates' learning rate "
-                f"(search.arch_lr; search.darts_arch_lr for darts and pcdarts)",
+                lambda: (
+                    f"search epoch {self.epoch + 1}, iteration {self.global_iter + 1}",
+                    f"search.lr (now {self.cfg.lr:g}) or the gates' learning rate "
+                    f"(search.arch_lr; search.darts_arch_lr for darts and pcdarts)",
+                ),
             )
             for k, v in metrics.items():
                 totals[k] += v

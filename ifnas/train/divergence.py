@@ -6,21 +6,24 @@ they already read as a Python number for logging, so the check costs no device s
 """
 
 import math
+from collections.abc import Callable
 
 
 class DivergenceError(RuntimeError):
     """The training loss became nan or inf: the run diverged."""
 
 
-def check_finite_loss(value: float, where: str, lr_keys: str) -> None:
+def check_finite_loss(value: float, where: Callable[[], tuple[str, str]]) -> None:
     """Raise `DivergenceError` when `value` is nan or inf.
 
     Args:
         value: the iteration's loss.
-        where: the phase and position, e.g. `search epoch 3, iteration 1200`.
-        lr_keys: the config keys of the learning rates worth lowering, e.g. `retrain.lr`.
+        where: called only when the loss is not finite (the check runs every iteration): the
+            phase and position (`search epoch 3, iteration 1200`) and the config keys of the
+            learning rates worth lowering (`retrain.lr`).
     """
     if not math.isfinite(value):
+        where, lr_keys = where()
         raise DivergenceError(
             f"{where}: the training loss is {value}; the run diverged and was stopped "
             f"(nothing after the last checkpoint is kept); lower {lr_keys} and start again"

@@ -137,8 +137,10 @@ class RetrainLoop:
             value = loss.item()
             check_finite_loss(
                 value,
-                f"retrain epoch {self.epoch + 1}, iteration {self.global_iter + 1}",
-                f"retrain.lr (now {self.cfg.lr:g})",
+                lambda: (
+                    f"retrain epoch {self.epoch + 1}, iteration {self.global_iter + 1}",
+                    f"retrain.lr (now {self.cfg.lr:g})",
+                ),
             )
             totals["loss"] += value * y.numel()
             totals["correct"] += (logits.argmax(1) == y).sum().item()
